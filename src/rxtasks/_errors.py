@@ -1,0 +1,86 @@
+"""The exceptions rxtasks raises, in one place.
+
+Hierarchy::
+
+    RxTasksError                    base of every rxtasks error
+    ├── InvalidResultError          get_task returned something that is not a task result
+    │                               (also a TypeError)
+    ├── SchedulerError              no scheduler that can run get_task, or one used wrongly
+    │                               (also a RuntimeError)
+    └── StreamError                 a bridge cannot deliver what the pipeline produced
+        ├── BufferOverflowError     open_stream's bounded buffer filled up
+        └── StalledError            iterate()'s pipeline waits on work iterate() cannot drive
+
+Errors raised by ``get_task`` itself (the MCP SDK's errors, network errors) are never
+wrapped: they reach ``on_error`` and ``async for`` as the same exception object.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BufferOverflowError",
+    "InvalidResultError",
+    "RxTasksError",
+    "SchedulerError",
+    "StalledError",
+    "StreamError",
+]
+
+
+class RxTasksError(Exception):
+    """Base class of every error that rxtasks raises itself."""
+
+
+class InvalidResultError(RxTasksError, TypeError):
+    """Raised when ``get_task`` returns an object with no ``status``.
+
+    A task result has a ``status`` attribute (SDK models) or key (raw JSON). Anything
+    else is usually a programming error, such as returning the ``CreateTaskResult`` of
+    ``tools/call`` instead of the result of ``tasks/get``.
+
+    Attributes:
+        result: The object ``get_task`` returned, so that nothing is lost.
+        task_id: The id of the task being polled.
+    """
+
+    def __init__(self, message: str, *, result: object, task_id: str) -> None:
+        super().__init__(message)
+        self.result = result
+        self.task_id = task_id
+
+
+class SchedulerError(RxTasksError, RuntimeError):
+    """Raised when a subscription has no scheduler that can await ``get_task``.
+
+    Also raised when a scheduler is used outside the event loop it belongs to.
+    """
+
+
+class StreamError(RxTasksError):
+    """Base class of the errors of the bridges from observables to ``async for``."""
+
+
+class BufferOverflowError(StreamError):
+    """Raised in the consumer of ``open_stream`` when its bounded buffer overflowed.
+
+    The pipeline produced more than ``buffer`` items that the consumer had not taken yet.
+    The items already buffered are delivered first; then this error is raised instead
+    of silently dropping items.
+
+    Attributes:
+        buffer: The size of the buffer that overflowed.
+    """
+
+    def __init__(self, message: str, *, buffer: int) -> None:
+        super().__init__(message)
+        self.buffer = buffer
+
+
+class StalledError(StreamError):
+    """Raised by ``iterate()`` when the pipeline can make no progress on its own.
+
+    ``iterate()`` drives the pipeline in the consumer's task: it runs only the timers and
+    awaits scheduled on its own scheduler. A pipeline that waits for something else (a
+    subject fed by another task, a source pinned to another scheduler, ``never()``) would
+    hang forever, so it raises this instead. Use ``open_stream()`` for such pipelines.
+    """

@@ -1,0 +1,207 @@
+"""Observables that await: `from_async`, and `poll`, the server-paced poll of one task."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from reactivex import Observable, abc
+
+from ._awaiting import AwaitRunner, resolve_scheduler
+from ._status import ResultReader, validate_interval_ms
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+__all__ = ["from_async", "poll"]
+
+T = TypeVar("T")
+
+
+def from_async(
+    fn: Callable[..., Awaitable[T]],
+    *args: Any,
+    scheduler: abc.SchedulerBase | None = None,
+) -> Observable[T]:
+    """Make a cold observable that awaits ``fn(*args)`` once per subscription.
+
+    Unlike ``reactivex.from_future``, it takes the coroutine *function*: every
+    subscription (and every ``retry`` or ``repeat``) calls it afresh, and disposing the
+    subscription cancels the await in flight.
+
+    ``--r|`` : emits the result and completes, or fails with the exception ``fn`` raised.
+
+    Args:
+        fn: An async function (or any callable returning an awaitable).
+        *args: Positional arguments for ``fn``.
+        scheduler: Where to await; default: the scheduler given to ``subscribe``, else
+            the running asyncio loop (see `poll` for the schedulers that can await).
+
+    Returns:
+        An observable of one item.
+
+    Example:
+        >>> async def answer() -> int:
+        ...     return 42
+        >>> async def main() -> list[int]:
+        ...     return [x async for x in rxtasks.iterate(rxtasks.from_async(answer))]
+        >>> anyio.run(main)
+        [42]
+    """
+
+    def subscribe(
+        observer: abc.ObserverBase[T], subscribe_scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        _, runner = resolve_scheduler(scheduler or subscribe_scheduler, caller="from_async()")
+
+        def on_result(result: T) -> None:
+            observer.on_next(result)
+            observer.on_completed()
+
+        return runner.schedule_await(lambda: fn(*args), on_result, observer.on_error)
+
+    return Observable(subscribe)
+
+
+def poll(
+    get_task: Callable[[str], Awaitable[T]],
+    task_id: str,
+    default_interval_ms: float = 500,
+    *,
+    scheduler: abc.SchedulerBase | None = None,
+) -> Observable[T]:
+    """Poll one task at the pace the server asks for, as a cold observable.
+
+    Each subscription calls ``get_task(task_id)`` at once, emits every result, and calls
+    again ``interval`` after each response, where ``interval`` is the result's hint
+    (``pollInterval``, ``poll_interval``, ``pollIntervalMs``, ``poll_interval_ms``, or the
+    same keys of a ``dict``) and ``default_interval_ms`` when it has none. It completes
+    after the first terminal result (``completed``, ``failed``, ``cancelled``) and calls
+    no more. At most one call is in flight. Errors of ``get_task`` end the stream
+    unchanged. Disposing cancels the call in flight and the pending timer.
+
+    ``w---w---i---w-c|`` : ``w`` working, ``i`` input_required, ``c`` completed.
+
+    An unusable hint (negative, NaN, infinite, ``bool``, not a number) falls back to the
+    default with one warning logged; an unknown status is not terminal (warned once).
+
+    Args:
+        get_task: Async function returning the task's current state (``tasks/get``);
+            any result type with a ``status``, such as ``mcp.types.GetTaskResult``.
+        task_id: The task to poll.
+        default_interval_ms: Interval when a result has no usable hint, in milliseconds.
+        scheduler: Where to run timers and calls. Default: the scheduler given to
+            ``subscribe``; without one, the running asyncio loop. Schedulers that can
+            await: `AnyioScheduler` (asyncio and trio), the pull scheduler of `iterate`,
+            reactivex's ``AsyncIOScheduler``, and reactivex's virtual-time schedulers
+            (``TestScheduler``: ``get_task`` must then complete without suspending).
+
+    Returns:
+        An observable of every result, ending with the terminal one.
+
+    Raises:
+        TypeError: If ``default_interval_ms`` is not a number.
+        ValueError: If ``default_interval_ms`` is negative, NaN or infinite.
+
+    Example:
+        >>> async def main() -> None:
+        ...     async with rxtasks.AnyioScheduler() as scheduler:
+        ...         rxtasks.poll(server.get_task, "t1").subscribe(
+        ...             lambda task: print(task.status), scheduler=scheduler
+        ...         )
+        >>> anyio.run(main)
+        working
+        working
+        completed
+    """
+    default_ms = validate_interval_ms(default_interval_ms, name="default_interval_ms")
+
+    def subscribe(
+        observer: abc.ObserverBase[T], subscribe_scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        timers, runner = resolve_scheduler(scheduler or subscribe_scheduler, caller="poll()")
+        poller = _Poller(observer, timers, runner, get_task, task_id, default_ms)
+        poller.request()
+        return poller
+
+    return Observable(subscribe)
+
+
+class _Poller(abc.DisposableBase, Generic[T]):
+    """One subscription of `poll`: the server-driven timer, and its own disposable.
+
+    The chain is built once per subscription; a poll costs one timer entry, one await
+    and one ``on_next``. It completes by itself after a terminal result rather than
+    through ``take_while``: that operator takes a lock on every item, and the poller must
+    know the status anyway to stop calling.
+    """
+
+    __slots__ = (
+        "_call",
+        "_get_task",
+        "_observer",
+        "_reader",
+        "_runner",
+        "_task_id",
+        "_timer",
+        "_timers",
+        "disposed",
+    )
+
+    def __init__(
+        self,
+        observer: abc.ObserverBase[T],
+        timers: abc.SchedulerBase,
+        runner: AwaitRunner,
+        get_task: Callable[[str], Awaitable[T]],
+        task_id: str,
+        default_interval_ms: float,
+    ) -> None:
+        self._observer = observer
+        self._timers = timers
+        self._runner = runner
+        self._get_task = get_task
+        self._task_id = task_id
+        self._reader = ResultReader(task_id, default_interval_ms)
+        self._call: abc.DisposableBase | None = None
+        self._timer: abc.DisposableBase | None = None
+        self.disposed = False
+
+    def request(self, _scheduler: abc.SchedulerBase | None = None, _state: object = None) -> None:
+        self._timer = None
+        if not self.disposed:
+            self._call = self._runner.schedule_await(self._fetch, self._on_result, self._on_error)
+
+    def _fetch(self) -> Awaitable[T]:
+        return self._get_task(self._task_id)
+
+    def _on_result(self, result: T) -> None:
+        self._call = None
+        if self.disposed:
+            return
+        reader = self._reader
+        try:
+            terminal = reader.is_terminal(reader.status(result))
+        except Exception as exc:  # noqa: BLE001 -- routed to on_error, the Rx contract
+            self._on_error(exc)
+            return
+        self._observer.on_next(result)
+        if terminal:
+            self.disposed = True
+            self._observer.on_completed()
+        elif not self.disposed:  # on_next may have disposed us
+            self._timer = self._timers.schedule_relative(reader.delay_seconds(result), self.request)
+
+    def _on_error(self, error: Exception) -> None:
+        self._call = None
+        if not self.disposed:
+            self.disposed = True
+            self._observer.on_error(error)
+
+    def dispose(self) -> None:
+        self.disposed = True
+        call, timer = self._call, self._timer
+        self._call = self._timer = None
+        if call is not None:
+            call.dispose()
+        if timer is not None:
+            timer.dispose()

@@ -1,0 +1,207 @@
+"""The status model: terminal statuses and reading any shape of task result (pure, no I/O)."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from decimal import Decimal
+from numbers import Real
+from typing import Final, cast
+
+from ._errors import InvalidResultError
+
+__all__ = [
+    "KNOWN_STATUSES",
+    "TERMINAL_STATUSES",
+    "ResultReader",
+    "is_terminal",
+    "validate_interval_ms",
+]
+
+logger = logging.getLogger("rxtasks")
+
+#: The statuses after which a task never changes again (both protocol revisions).
+TERMINAL_STATUSES: Final = frozenset({"completed", "failed", "cancelled"})
+
+#: Every status the protocol defines: ``working`` and ``input_required`` are not terminal.
+KNOWN_STATUSES: Final = frozenset({"working", "input_required", *TERMINAL_STATUSES})
+
+# Where each shape of result keeps its interval hint, in milliseconds (DESIGN.md
+# "Shapes"): the tasks extension's names first, then the 2025-11-25 ones; camelCase is
+# the wire and mcp 1.x, snake_case is mcp 2.x and fastmcp-tasks.
+_HINT_NAMES: Final = ("pollIntervalMs", "poll_interval_ms", "pollInterval", "poll_interval")
+
+_MISSING: Final = object()
+
+
+def is_terminal(status: str) -> bool:
+    """Tell whether a task status is terminal: ``completed``, ``failed`` or ``cancelled``.
+
+    Args:
+        status: A task's ``status``.
+
+    Returns:
+        True if the task will never change again.
+
+    Example:
+        >>> is_terminal("completed"), is_terminal("input_required")
+        (True, False)
+    """
+    return status in TERMINAL_STATUSES
+
+
+def validate_interval_ms(value: object, *, name: str) -> float:
+    """Check a caller-supplied interval in milliseconds and return it.
+
+    Args:
+        value: The interval, in milliseconds.
+        name: The argument's name, for the error message.
+
+    Returns:
+        The interval, unchanged.
+
+    Raises:
+        TypeError: If ``value`` is not an ``int`` or ``float`` (``bool`` is not accepted).
+        ValueError: If ``value`` is negative, NaN or infinite.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"`{name}` must be a number of milliseconds, got {value!r}")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"`{name}` must be a finite number of milliseconds >= 0, got {value!r}")
+    return value
+
+
+def _field(result: object, name: str) -> object:
+    """Return a result's attribute or key ``name``, or ``_MISSING``."""
+    if isinstance(result, Mapping):
+        return cast("Mapping[str, object]", result).get(name, _MISSING)
+    return getattr(result, name, _MISSING)
+
+
+def _hint_seconds(value: object) -> float | None:
+    """Return a server's interval hint (ms) in seconds, or None if it is not usable."""
+    # int and float are by far the common case; `ms / 1000` is exactly what the SDK's
+    # generator sleeps, which keeps the two in step to the last bit in virtual time.
+    if type(value) is int:
+        if value < 0:
+            return None
+        try:
+            return value / 1000
+        except OverflowError:  # an integer beyond float range: a broken server
+            return None
+    if type(value) is float:
+        return value / 1000 if (value >= 0 and value != math.inf) else None
+    if isinstance(value, bool) or not isinstance(value, Real | Decimal):
+        return None
+    try:
+        ms = float(value)
+    except (OverflowError, ValueError):
+        return None
+    return ms / 1000 if (ms >= 0 and ms != math.inf) else None
+
+
+class ResultReader:
+    """Read the status and the interval hint of one polled task's results.
+
+    One reader serves one subscription: it remembers where the results keep their hint
+    (the shape does not change during a task), and it warns once, not once per poll,
+    about an unusable hint or an unknown status.
+
+    Args:
+        task_id: The task being polled, for messages.
+        default_interval_ms: The interval used when a result carries no usable hint.
+    """
+
+    __slots__ = (
+        "_default_ms",
+        "_default_s",
+        "_hint_name",
+        "_warned_hint",
+        "_warned_status",
+        "task_id",
+    )
+
+    def __init__(self, task_id: str, default_interval_ms: float) -> None:
+        self.task_id = task_id
+        self._default_ms = default_interval_ms
+        self._default_s = default_interval_ms / 1000
+        self._hint_name: str | None = None
+        self._warned_hint = False
+        self._warned_status = False
+
+    def status(self, result: object) -> object:
+        """Return the result's ``status``.
+
+        Raises:
+            InvalidResultError: If the result has no ``status`` at all.
+        """
+        status = _field(result, "status")
+        if status is _MISSING:
+            raise InvalidResultError(
+                f"get_task({self.task_id!r}) returned {type(result).__name__} with no `status`;"
+                " it must return the result of tasks/get (for example mcp.types.GetTaskResult"
+                " or its JSON), not the CreateTaskResult of tools/call",
+                result=result,
+                task_id=self.task_id,
+            )
+        return status
+
+    def is_terminal(self, status: object) -> bool:
+        """Tell whether ``status`` is terminal; an unknown one is not (warned about once)."""
+        if type(status) is str or isinstance(status, str):
+            if status in TERMINAL_STATUSES:
+                return True
+            if status in KNOWN_STATUSES:
+                return False
+        if not self._warned_status:
+            self._warned_status = True
+            logger.warning(
+                "task %s: unknown status %r; treating it as not terminal and polling on",
+                self.task_id,
+                status,
+            )
+        return False
+
+    def delay_seconds(self, result: object) -> float:
+        """Return how long to wait after ``result`` before the next poll, in seconds.
+
+        The result's hint if it is a finite number of milliseconds >= 0, else the default
+        (an unusable hint is warned about once).
+        """
+        hint = self._hint(result)
+        if hint is None:
+            return self._default_s
+        seconds = _hint_seconds(hint)
+        if seconds is None:
+            if not self._warned_hint:
+                self._warned_hint = True
+                logger.warning(
+                    "task %s: invalid poll interval hint %r (expected a finite number of"
+                    " milliseconds >= 0); using the default of %s ms",
+                    self.task_id,
+                    hint,
+                    self._default_ms,
+                )
+            return self._default_s
+        return seconds
+
+    def _hint(self, result: object) -> object:
+        if isinstance(result, Mapping):
+            mapping = cast("Mapping[str, object]", result)
+            for name in _HINT_NAMES:
+                value = mapping.get(name)
+                if value is not None:
+                    return value
+            return None
+        known = self._hint_name
+        if known is not None:
+            value = getattr(result, known, _MISSING)
+            if value is not _MISSING:
+                return value
+        for candidate in _HINT_NAMES:
+            value = getattr(result, candidate, _MISSING)
+            if value is not _MISSING:
+                self._hint_name = candidate
+                return value
+        return None

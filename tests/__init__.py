@@ -1,0 +1,1 @@
+"""Tests of rxtasks, mirroring the package."""

@@ -1,0 +1,218 @@
+"""AnyioScheduler: a reactivex scheduler on an anyio task group, on asyncio and trio."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import pytest
+import reactivex
+from reactivex import abc
+from reactivex import operators as ops
+from reactivex.disposable import Disposable
+
+from rxtasks import AnyioScheduler, SchedulerError, SchedulerStatistics
+
+if TYPE_CHECKING:
+    from .conftest import VirtualClock
+
+
+def noop(_scheduler: abc.SchedulerBase, _state: Any = None) -> None:
+    """An action that does nothing."""
+
+
+def record(log: list[tuple[str, float]], name: str) -> abc.ScheduledAction[Any]:
+    """An action that logs its name and the loop time."""
+
+    def action(_scheduler: abc.SchedulerBase, _state: Any = None) -> None:
+        log.append((name, anyio.current_time()))
+
+    return action
+
+
+async def test_timers_run_in_due_order_at_exact_times(virtual_time: VirtualClock) -> None:
+    """Relative timers fire at their due time on the loop's clock; ties keep FIFO order."""
+    log: list[tuple[str, float]] = []
+    async with AnyioScheduler() as scheduler:
+        scheduler.schedule_relative(1.0, record(log, "b"))
+        scheduler.schedule_relative(0.25, record(log, "a"))
+        scheduler.schedule_relative(timedelta(seconds=1), record(log, "c"))
+        scheduler.schedule(record(log, "now"))
+        scheduler.schedule_relative(-5, record(log, "negative is now"))
+    assert log == [("now", 0), ("negative is now", 0), ("a", 0.25), ("b", 1.0), ("c", 1.0)]
+
+
+async def test_earlier_timer_wakes_the_sleeping_queue(virtual_time: VirtualClock) -> None:
+    """A timer added while the queue sleeps toward a later one still fires on time."""
+    log: list[tuple[str, float]] = []
+    async with AnyioScheduler() as scheduler:
+        scheduler.schedule_relative(10, record(log, "late"))
+        await anyio.sleep(1)
+        scheduler.schedule_relative(2, record(log, "early"))
+    assert log == [("early", 3.0), ("late", 10.0)]
+
+
+async def test_leaving_waits_for_pending_work(virtual_time: VirtualClock) -> None:
+    """Like a task group, the block ends when no timer or await is left."""
+    async with AnyioScheduler() as scheduler:
+        scheduler.schedule_relative(5, noop)
+    assert anyio.current_time() == 5
+
+
+async def test_cancel_drops_everything(virtual_time: VirtualClock) -> None:
+    """cancel() drops pending timers and cancels awaits; the block ends at once."""
+    log: list[tuple[str, float]] = []
+    cancelled: list[bool] = []
+
+    async def slow() -> None:
+        try:
+            await anyio.sleep(100)
+        except anyio.get_cancelled_exc_class():
+            cancelled.append(True)
+            raise
+
+    async with AnyioScheduler() as scheduler:
+        scheduler.schedule_relative(5, record(log, "never"))
+        scheduler.schedule_await(slow, lambda _: None, lambda _: None)
+        await anyio.sleep(1)
+        assert scheduler.statistics() == SchedulerStatistics(timers_pending=1, awaits_in_flight=1)
+        scheduler.cancel()
+    assert anyio.current_time() == 1
+    assert log == []
+    assert cancelled == [True]
+
+
+async def test_disposed_timers_are_forgotten(virtual_time: VirtualClock) -> None:
+    """Disposing many timers frees the queue; none of them runs."""
+    log: list[tuple[str, float]] = []
+    async with AnyioScheduler() as scheduler:
+        timers = [scheduler.schedule_relative(1 + i, record(log, str(i))) for i in range(1000)]
+        for timer in timers[:-1]:
+            timer.dispose()
+        assert scheduler.statistics().timers_pending == 1
+        assert len(scheduler._heap) < 200  # pyright: ignore[reportPrivateUsage]
+    assert log == [("999", 1000.0)]
+
+
+async def test_action_error_is_raised_from_the_block_unwrapped() -> None:
+    """An action that raises cancels the scheduler; the error leaves `async with` as is."""
+    error = KeyError("boom")
+
+    def fail(_scheduler: abc.SchedulerBase, _state: Any = None) -> None:
+        raise error
+
+    async def run() -> None:
+        async with AnyioScheduler() as scheduler:
+            scheduler.schedule(fail)
+            await anyio.sleep_forever()
+
+    with pytest.raises(KeyError) as info:
+        await run()
+    assert info.value is error
+
+
+async def test_awaits_report_results_and_errors(virtual_time: VirtualClock) -> None:
+    """schedule_await calls on_result or on_error, once."""
+    outcomes: list[object] = []
+
+    async def ok() -> int:
+        await anyio.sleep(1)
+        return 1
+
+    async def bad() -> int:
+        raise ValueError("bad")
+
+    async with AnyioScheduler() as scheduler:
+        scheduler.schedule_await(ok, outcomes.append, outcomes.append)
+        scheduler.schedule_await(bad, outcomes.append, outcomes.append)
+    assert outcomes[1] == 1
+    assert isinstance(outcomes[0], ValueError)
+
+
+async def test_not_running_is_a_clear_error() -> None:
+    """Scheduling outside the block says how to use it."""
+    scheduler = AnyioScheduler()
+    with pytest.raises(SchedulerError, match="async with AnyioScheduler"):
+        scheduler.schedule(noop)
+    async with scheduler:
+        pass
+    with pytest.raises(SchedulerError, match="not running"):
+        scheduler.schedule_relative(1, noop)
+    with pytest.raises(SchedulerError, match="only once"):
+        async with scheduler:
+            pass
+
+
+async def test_other_threads_are_refused() -> None:
+    """Scheduling from another thread is an error, not a corrupted queue."""
+    errors: list[BaseException] = []
+    async with AnyioScheduler() as scheduler:
+
+        def from_thread() -> None:
+            try:
+                scheduler.schedule(noop)
+            except SchedulerError as exc:
+                errors.append(exc)
+
+        await anyio.to_thread.run_sync(from_thread)
+    assert len(errors) == 1
+    assert "thread" in str(errors[0])
+
+
+async def test_now_follows_the_loop_clock(virtual_time: VirtualClock) -> None:
+    """Now is wall-clock time advanced by the loop's clock; absolute times use it."""
+    log: list[tuple[str, float]] = []
+    async with AnyioScheduler() as scheduler:
+        start = scheduler.now
+        await anyio.sleep(2.5)
+        assert scheduler.now - start == timedelta(seconds=2.5)
+        scheduler.schedule_absolute(scheduler.now + timedelta(seconds=1.5), record(log, "abs"))
+    assert log == [("abs", 4.0)]
+
+
+async def test_reactivex_time_operators(virtual_time: VirtualClock) -> None:
+    """interval, delay and periodic scheduling run in virtual time on the scheduler."""
+    seen: list[tuple[int, float]] = []
+    async with AnyioScheduler() as scheduler:
+        reactivex.interval(0.5).pipe(ops.take(3), ops.delay(1.0)).subscribe(
+            lambda i: seen.append((i, anyio.current_time())), scheduler=scheduler
+        )
+    assert seen == [(0, 1.5), (1, 2.0), (2, 2.5)]
+
+
+async def test_schedule_periodic(virtual_time: VirtualClock) -> None:
+    """schedule_periodic repeats at its period until disposed."""
+    ticks: list[float] = []
+
+    def tick(state: Any) -> Any:
+        ticks.append(anyio.current_time())
+        return state
+
+    async with AnyioScheduler() as scheduler:
+        periodic = scheduler.schedule_periodic(0.25, tick)
+        await anyio.sleep(1.1)
+        periodic.dispose()
+    assert ticks == [0.25, 0.5, 0.75, 1.0]
+
+
+async def test_nan_due_time_is_refused() -> None:
+    """NaN would corrupt the timer queue."""
+    async with AnyioScheduler() as scheduler:
+        with pytest.raises(ValueError, match="NaN"):
+            scheduler.schedule_relative(float("nan"), noop)
+
+
+async def test_returned_disposable_is_disposed_with_the_entry(virtual_time: VirtualClock) -> None:
+    """An action's returned disposable goes with its entry, as reactivex expects."""
+    disposed = threading.Event()
+
+    def action(_scheduler: abc.SchedulerBase, _state: Any = None) -> abc.DisposableBase:
+        return Disposable(disposed.set)
+
+    async with AnyioScheduler() as scheduler:
+        entry = scheduler.schedule(action)
+        await anyio.sleep(0.1)
+        entry.dispose()
+    assert disposed.is_set()

@@ -1,0 +1,30 @@
+"""The runnable examples print what their .out files (and the README) say they print."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).parent.parent
+EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[e.stem for e in EXAMPLES])
+def test_example_output(example: Path) -> None:
+    """Each example runs and prints exactly its recorded output."""
+    result = subprocess.run(
+        [sys.executable, str(example)], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout == example.with_suffix(".out").read_text()
+
+
+def test_readme_shows_the_quickstart_and_its_output() -> None:
+    """The README's first example is examples/quickstart.py, with its real output."""
+    readme = (ROOT / "README.md").read_text()
+    quickstart = ROOT / "examples" / "quickstart.py"
+    code = quickstart.read_text().split('"""', 2)[2].lstrip("\n")
+    assert f"```python\n{code}```" in readme
+    assert f"```text\n{quickstart.with_suffix('.out').read_text()}```" in readme
