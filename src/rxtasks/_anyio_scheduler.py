@@ -75,13 +75,13 @@ class AnyioScheduler(LoopClockScheduler):
         self._awaits = 0
         self._task_group: TaskGroup | None = None
         self._thread: int | None = None
-        self._sleep: anyio.CancelScope | None = None
+        self._sleep_scope: anyio.CancelScope | None = None
         self._closing = False
 
     async def __aenter__(self) -> Self:
         if self._task_group is not None or self._closing:
             raise SchedulerError("an AnyioScheduler can be entered only once")
-        self._anchor_clock()
+        self._bind_loop()
         task_group = anyio.create_task_group()
         await task_group.__aenter__()
         self._task_group = task_group
@@ -124,13 +124,13 @@ class AnyioScheduler(LoopClockScheduler):
         """Queue ``action`` to run ``delay`` seconds (>= 0) from now on the loop's clock."""
         self._check_running()
         entry = TimerEntry(self, action, state)
-        due = anyio.current_time() + delay
+        due = self._clock() + delay
         self._seq += 1
         heapq.heappush(self._heap, (due, self._seq, entry))
         self._timers += 1
-        sleep = self._sleep
-        if sleep is not None and due < sleep.deadline:
-            sleep.deadline = due
+        sleep_scope = self._sleep_scope
+        if sleep_scope is not None and due < sleep_scope.deadline:
+            sleep_scope.deadline = due
         return entry
 
     def timer_dropped(self) -> None:
@@ -165,7 +165,7 @@ class AnyioScheduler(LoopClockScheduler):
 
     async def _run_timers(self) -> None:
         heap = self._heap
-        current_time = anyio.current_time
+        current_time = self._clock
         while True:
             now = current_time()
             while heap:
@@ -180,14 +180,14 @@ class AnyioScheduler(LoopClockScheduler):
                 entry.run(self)
             if not heap and self._closing and not self._awaits:
                 return
-            with anyio.CancelScope(deadline=heap[0][0] if heap else math.inf) as sleep:
-                self._sleep = sleep
+            with anyio.CancelScope(deadline=heap[0][0] if heap else math.inf) as sleep_scope:
+                self._sleep_scope = sleep_scope
                 await anyio.sleep_forever()
-            self._sleep = None
+            self._sleep_scope = None
 
     def _wake(self) -> None:
-        if self._sleep is not None:
-            self._sleep.cancel()
+        if self._sleep_scope is not None:
+            self._sleep_scope.cancel()
 
     def _drop_all(self) -> None:
         for _, _, entry in self._heap:

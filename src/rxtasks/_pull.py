@@ -5,7 +5,6 @@ from __future__ import annotations
 import heapq
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import anyio
 from reactivex import abc
 
 from ._clock import LoopClockScheduler, TimerEntry
@@ -77,14 +76,14 @@ class PullScheduler(LoopClockScheduler):
         self._heap: list[tuple[float, int, float, float, TimerEntry | _PullAwait[Any]]] = []
         self._seq = 0
         self._timers = 0
-        self._anchor_clock()
+        self._bind_loop()
 
     def schedule_after(
         self, delay: float, action: abc.ScheduledAction[Any], state: Any
     ) -> abc.DisposableBase:
         """Queue ``action`` to run ``delay`` seconds (>= 0) from now on the loop's clock."""
         entry = TimerEntry(self, action, state)
-        start = anyio.current_time()
+        start = self._clock()
         self._seq += 1
         heapq.heappush(self._heap, (start + delay, self._seq, start, delay, entry))
         self._timers += 1
@@ -106,7 +105,7 @@ class PullScheduler(LoopClockScheduler):
     ) -> abc.DisposableBase:
         """Queue an await; it runs inline in the consumer's task, in order."""
         job = _PullAwait(func, on_result, on_error)
-        now = anyio.current_time()
+        now = self._clock()
         self._seq += 1
         heapq.heappush(self._heap, (now, self._seq, now, 0.0, job))
         return job
@@ -126,7 +125,8 @@ class PullScheduler(LoopClockScheduler):
             StalledError: If nothing is queued and ``ready()`` is still false.
         """
         heap = self._heap
-        current_time = anyio.current_time
+        current_time = self._clock
+        sleep = self._sleep
         while not ready():
             if not heap:
                 raise StalledError(
@@ -145,5 +145,5 @@ class PullScheduler(LoopClockScheduler):
             item.owner = None
             self._timers -= 1
             now = current_time()
-            await anyio.sleep(delay if now == start else max(due - now, 0.0))
+            await sleep(delay if now == start else max(due - now, 0.0))
             item.run(self)
