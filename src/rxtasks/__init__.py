@@ -23,12 +23,14 @@ from ._errors import RxTasksError as RxTasksError
 from ._errors import SchedulerError as SchedulerError
 from ._errors import StalledError as StalledError
 from ._errors import StreamError as StreamError
+from ._observable import CANCEL_TIMEOUT_S as CANCEL_TIMEOUT_S
 from ._observable import from_async as from_async
 from ._observable import poll as poll
 from ._status import TERMINAL_STATUSES as TERMINAL_STATUSES
 from ._status import is_terminal as is_terminal
 
 __all__ = [
+    "CANCEL_TIMEOUT_S",
     "TERMINAL_STATUSES",
     "AnyioScheduler",
     "BufferOverflowError",

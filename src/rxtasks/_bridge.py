@@ -63,13 +63,15 @@ class ObservableIterator(AsyncIterator[T]):
                 if scheduler is None:
                     self._scheduler = scheduler = PullScheduler()
                     self._sub = self._observable.subscribe(
-                        items.append, self._on_error, self._on_completed, scheduler=scheduler
+                        self._on_next, self._on_error, self._on_completed, scheduler=scheduler
                     )
                 await scheduler.run_until(self._ready)
             except BaseException:
                 # Cancelled, or the pipeline stalled: like a generator that raised, the
-                # iterator is finished; the await in flight was cancelled with us.
-                self._close()
+                # iterator is finished; the await in flight was cancelled with us. What
+                # disposal scheduled (an opt-in tasks/cancel) still runs, shielded.
+                with anyio.CancelScope(shield=True):
+                    await self._close()
                 raise
             finally:
                 self._running = False
@@ -82,8 +84,11 @@ class ObservableIterator(AsyncIterator[T]):
         raise StopAsyncIteration
 
     async def aclose(self) -> None:
-        """Dispose the subscription and drop undelivered items; iteration then stops."""
-        self._close()
+        """Dispose the subscription and drop undelivered items; iteration then stops.
+
+        Awaits that disposal schedules (such as `poll`'s opt-in ``cancel_task``) run here.
+        """
+        await self._close()
         self._items.clear()
         self._error = None
 
@@ -101,18 +106,29 @@ class ObservableIterator(AsyncIterator[T]):
     def _ready(self) -> bool:
         return self._done or bool(self._items)
 
+    def _on_next(self, value: T) -> None:
+        self._items.append(value)
+        scheduler = self._scheduler
+        if scheduler is not None:
+            scheduler.wake()  # pushed by another task while the consumer waits
+
     def _on_error(self, error: Exception) -> None:
         self._error = error
-        self._done = True
+        self._on_completed()
 
     def _on_completed(self) -> None:
         self._done = True
+        scheduler = self._scheduler
+        if scheduler is not None:
+            scheduler.wake()
 
-    def _close(self) -> None:
+    async def _close(self) -> None:
         self._done = True
-        sub, self._sub, self._scheduler = self._sub, None, None
+        sub, self._sub, scheduler, self._scheduler = self._sub, None, self._scheduler, None
         if sub is not None:
             sub.dispose()
+        if scheduler is not None:
+            await scheduler.run_awaits()
 
 
 def iterate(observable: Observable[T]) -> ObservableIterator[T]:

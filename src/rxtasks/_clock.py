@@ -40,6 +40,10 @@ class TimerEntry(abc.DisposableBase):
         self.state = state
         self.returned: abc.DisposableBase | None = None
 
+    def is_queued(self) -> bool:
+        """Whether the entry still waits in its scheduler's queue."""
+        return self.owner is not None
+
     def run(self, scheduler: abc.SchedulerBase) -> None:
         """Run the action once (the scheduler has already taken the entry off its queue)."""
         action, state = self.action, self.state

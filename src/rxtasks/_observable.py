@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+import anyio
 from reactivex import Observable, abc
 
 from ._awaiting import AwaitRunner, resolve_scheduler
-from ._status import ResultReader, validate_interval_ms
+from ._status import ResultReader, logger, task_id_of, updated_at_of, validate_interval_ms
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+    from datetime import datetime
 
-__all__ = ["from_async", "poll"]
+__all__ = ["CANCEL_TIMEOUT_S", "from_async", "poll"]
 
 T = TypeVar("T")
 
@@ -68,6 +70,8 @@ def poll(
     default_interval_ms: float = 500,
     *,
     scheduler: abc.SchedulerBase | None = None,
+    notifications: Observable[Any] | None = None,
+    cancel_task: Callable[[str], Awaitable[object]] | None = None,
 ) -> Observable[T]:
     """Poll one task at the pace the server asks for, as a cold observable.
 
@@ -84,6 +88,14 @@ def poll(
     An unusable hint (negative, NaN, infinite, ``bool``, not a number) falls back to the
     default with one warning logged; an unknown status is not terminal (warned once).
 
+    Pushed statuses race the polls when ``notifications`` is given: a pushed result for
+    this task (by ``taskId``) is emitted at once, the call in flight and the pending
+    timer are dropped, and the next poll is due ``interval`` after the push; a terminal
+    push completes the stream with no further call. Results for other tasks are ignored,
+    and so is a stale result, one whose ``lastUpdatedAt`` is older than that of a result
+    already emitted (polled or pushed). A server that never pushes is polled exactly as
+    without notifications; if the notifications fail, polling goes on (warning logged).
+
     Args:
         get_task: Async function returning the task's current state (``tasks/get``);
             any result type with a ``status``, such as ``mcp.types.GetTaskResult``.
@@ -94,6 +106,14 @@ def poll(
             await: `AnyioScheduler` (asyncio and trio), the pull scheduler of `iterate`,
             reactivex's ``AsyncIOScheduler``, and reactivex's virtual-time schedulers
             (``TestScheduler``: ``get_task`` must then complete without suspending).
+        notifications: Task results pushed by the server, for any tasks (for example
+            from ``notifications/tasks/status``); subscribed with each subscription.
+        cancel_task: Opt-in best-effort cancel: called with the task id (for example
+            sending ``tasks/cancel``) when a subscription is disposed before the task
+            is terminal. It runs shielded from cancellation, for at most
+            `CANCEL_TIMEOUT_S` seconds; its errors are logged, not raised. It is not
+            called when the stream ends by itself (terminal result or error). With
+            `iterate` it runs on ``aclose()`` or cancellation, not on a bare ``break``.
 
     Returns:
         An observable of every result, ending with the terminal one.
@@ -119,11 +139,17 @@ def poll(
         observer: abc.ObserverBase[T], subscribe_scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
         timers, runner = resolve_scheduler(scheduler or subscribe_scheduler, caller="poll()")
-        poller = _Poller(observer, timers, runner, get_task, task_id, default_ms)
+        poller = _Poller(observer, timers, runner, get_task, task_id, default_ms, cancel_task)
         poller.request()
+        if notifications is not None:
+            poller.listen(notifications)
         return poller
 
     return Observable(subscribe)
+
+
+#: How long an opt-in ``cancel_task`` may take before it is abandoned, in seconds.
+CANCEL_TIMEOUT_S = 5.0
 
 
 class _Poller(abc.DisposableBase, Generic[T]):
@@ -137,8 +163,12 @@ class _Poller(abc.DisposableBase, Generic[T]):
 
     __slots__ = (
         "_call",
+        "_cancel_task",
         "_get_task",
+        "_last_updated",
+        "_listening",
         "_observer",
+        "_push_subscription",
         "_reader",
         "_runner",
         "_task_id",
@@ -155,21 +185,36 @@ class _Poller(abc.DisposableBase, Generic[T]):
         get_task: Callable[[str], Awaitable[T]],
         task_id: str,
         default_interval_ms: float,
+        cancel_task: Callable[[str], Awaitable[object]] | None,
     ) -> None:
         self._observer = observer
         self._timers = timers
         self._runner = runner
         self._get_task = get_task
         self._task_id = task_id
+        self._cancel_task = cancel_task
         self._reader = ResultReader(task_id, default_interval_ms)
         self._call: abc.DisposableBase | None = None
         self._timer: abc.DisposableBase | None = None
+        self._push_subscription: abc.DisposableBase | None = None
+        self._listening = False
+        self._last_updated: datetime | None = None
         self.disposed = False
 
     def request(self, _scheduler: abc.SchedulerBase | None = None, _state: object = None) -> None:
         self._timer = None
         if not self.disposed:
             self._call = self._runner.schedule_await(self._fetch, self._on_result, self._on_error)
+
+    def listen(self, notifications: Observable[Any]) -> None:
+        self._listening = True
+        subscription = notifications.subscribe(
+            self._on_push, self._on_push_error, scheduler=self._timers
+        )
+        if self.disposed:  # a replayed terminal push ended the stream during subscribe
+            subscription.dispose()
+        else:
+            self._push_subscription = subscription
 
     def _fetch(self) -> Awaitable[T]:
         return self._get_task(self._task_id)
@@ -184,24 +229,105 @@ class _Poller(abc.DisposableBase, Generic[T]):
         except Exception as exc:  # noqa: BLE001 -- routed to on_error, the Rx contract
             self._on_error(exc)
             return
-        self._observer.on_next(result)
-        if terminal:
-            self.disposed = True
-            self._observer.on_completed()
-        elif not self.disposed:  # on_next may have disposed us
-            self._timer = self._timers.schedule_relative(reader.delay_seconds(result), self.request)
+        if self._listening and self._is_stale(result):
+            # A push already told us something newer: keep polling, emit nothing.
+            self._schedule_next(result)
+            return
+        self._emit(result, terminal)
 
-    def _on_error(self, error: Exception) -> None:
-        self._call = None
-        if not self.disposed:
-            self.disposed = True
-            self._observer.on_error(error)
-
-    def dispose(self) -> None:
-        self.disposed = True
+    def _on_push(self, result: Any) -> None:
+        if self.disposed or task_id_of(result) != self._task_id or self._is_stale(result):
+            return
+        reader = self._reader
+        try:
+            terminal = reader.is_terminal(reader.status(result))
+        except Exception:  # noqa: BLE001 -- a bad push must not end the poll
+            logger.warning("task %s: ignoring a pushed result without status", self._task_id)
+            return
+        # Fresher than anything a poll in flight or due could tell: drop both.
         call, timer = self._call, self._timer
         self._call = self._timer = None
         if call is not None:
             call.dispose()
         if timer is not None:
             timer.dispose()
+        self._emit(result, terminal)
+
+    def _on_push_error(self, error: Exception) -> None:
+        logger.warning(
+            "task %s: notifications failed (%r); polling goes on without them",
+            self._task_id,
+            error,
+        )
+
+    def _emit(self, result: T, terminal: bool) -> None:
+        if self._listening:
+            updated = updated_at_of(result)
+            if updated is not None:
+                self._last_updated = updated
+        self._observer.on_next(result)
+        if terminal:
+            self._finish()
+            self._observer.on_completed()
+        elif not self.disposed:  # on_next may have disposed us
+            self._schedule_next(result)
+
+    def _schedule_next(self, result: T) -> None:
+        self._timer = self._timers.schedule_relative(
+            self._reader.delay_seconds(result), self.request
+        )
+
+    def _is_stale(self, result: object) -> bool:
+        last = self._last_updated
+        if last is None:
+            return False
+        updated = updated_at_of(result)
+        return updated is not None and updated < last
+
+    def _on_error(self, error: Exception) -> None:
+        self._call = None
+        if not self.disposed:
+            self._finish()
+            self._observer.on_error(error)
+
+    def _finish(self) -> None:
+        """End by ourselves (terminal result or error): stop everything, cancel nothing."""
+        self.disposed = True
+        self._drop()
+
+    def dispose(self) -> None:
+        if self.disposed:
+            return
+        self.disposed = True
+        self._drop()
+        if self._cancel_task is not None:
+            self._runner.schedule_await(self._send_cancel, _ignore, _ignore)
+
+    def _drop(self) -> None:
+        call, timer, pushes = self._call, self._timer, self._push_subscription
+        self._call = self._timer = self._push_subscription = None
+        if call is not None:
+            call.dispose()
+        if timer is not None:
+            timer.dispose()
+        if pushes is not None:
+            pushes.dispose()
+
+    async def _send_cancel(self) -> None:
+        assert self._cancel_task is not None
+        with anyio.CancelScope(shield=True) as scope:
+            scope.deadline = anyio.current_time() + CANCEL_TIMEOUT_S
+            try:
+                await self._cancel_task(self._task_id)
+            except Exception as exc:  # noqa: BLE001 -- best effort: logged, never raised
+                logger.warning("task %s: cancel_task failed: %r", self._task_id, exc)
+        if scope.cancelled_caught:
+            logger.warning(
+                "task %s: cancel_task took longer than %s s; abandoned",
+                self._task_id,
+                CANCEL_TIMEOUT_S,
+            )
+
+
+def _ignore(_: object) -> None:
+    """Neither outcome of a best-effort cancel is for anyone downstream."""

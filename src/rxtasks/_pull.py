@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+import anyio
 from reactivex import abc
 
 from ._clock import LoopClockScheduler, TimerEntry
@@ -71,11 +72,14 @@ class PullScheduler(LoopClockScheduler):
 
     def __init__(self) -> None:
         super().__init__()
-        # (due, seq, start, delay, item): `start` and `delay` are kept so that a timer
-        # whose consumer took no time sleeps exactly `delay`, as the SDK's loop does.
+        # (due, seq, start, delay, item); seq keeps FIFO order among equal due times.
+        # `start` and `delay` are kept so that when the consumer took no time the wait
+        # is `sleep(delay)`, exactly what the SDK's loop sleeps, to the last bit.
         self._heap: list[tuple[float, int, float, float, TimerEntry | _PullAwait[Any]]] = []
         self._seq = 0
         self._timers = 0
+        self._sleep_scope: anyio.CancelScope | None = None
+        self._woken = False
         self._bind_loop()
 
     def schedule_after(
@@ -83,8 +87,8 @@ class PullScheduler(LoopClockScheduler):
     ) -> abc.DisposableBase:
         """Queue ``action`` to run ``delay`` seconds (>= 0) from now on the loop's clock."""
         entry = TimerEntry(self, action, state)
-        start = self._clock()
         self._seq += 1
+        start = self._clock()
         heapq.heappush(self._heap, (start + delay, self._seq, start, delay, entry))
         self._timers += 1
         return entry
@@ -115,18 +119,24 @@ class PullScheduler(LoopClockScheduler):
         """How many timers and awaits are queued (dropped ones included until popped)."""
         return len(self._heap)
 
+    def wake(self) -> None:
+        """Cut short the wait for the next timer: something arrived from elsewhere."""
+        if self._sleep_scope is not None:
+            self._woken = True
+            self._sleep_scope.cancel()
+
     async def run_until(self, ready: Callable[[], bool]) -> None:
         """Run queued work in due order until ``ready()`` is true.
 
         Every timer, even one already due, waits at least one checkpoint, so a poll
-        interval of 0 still lets the rest of the program run between polls.
+        interval of 0 still lets the rest of the program run between polls. A wait for a
+        later timer ends early when `wake` is called (an item pushed by another task).
 
         Raises:
             StalledError: If nothing is queued and ``ready()`` is still false.
         """
         heap = self._heap
-        current_time = self._clock
-        sleep = self._sleep
+        clock = self._clock
         while not ready():
             if not heap:
                 raise StalledError(
@@ -135,15 +145,42 @@ class PullScheduler(LoopClockScheduler):
                     " subject fed by another task, a source bound to another scheduler,"
                     " never()); use `async with rxtasks.open_stream(observable) as items:`"
                 )
-            due, _, start, delay, item = heapq.heappop(heap)
+            due, _, start, delay, item = heap[0]
             if type(item) is _PullAwait:
+                heapq.heappop(heap)
                 await item.run()
                 continue
             assert isinstance(item, TimerEntry)
-            if item.owner is None:  # dropped
+            if not item.is_queued():  # dropped
+                heapq.heappop(heap)
+                continue
+            now = clock()
+            if now < due:
+                # Wait for the timer, interruptibly (see `wake`). A plain sleep, not a
+                # cancel-scope deadline, so that it ends exactly when the SDK's would.
+                with anyio.CancelScope() as scope:
+                    self._sleep_scope = scope
+                    await self._sleep(delay if now == start else due - now)
+                self._sleep_scope = None
+                if self._woken:
+                    self._woken = False
+                    continue
+            else:
+                await self._sleep(0)
+            heapq.heappop(heap)
+            if not item.is_queued():  # dropped while we waited
                 continue
             item.owner = None
             self._timers -= 1
-            now = current_time()
-            await sleep(delay if now == start else max(due - now, 0.0))
             item.run(self)
+
+    async def run_awaits(self) -> None:
+        """Drop the queued timers and run the queued awaits (cleanup after disposal)."""
+        heap, self._heap = self._heap, []
+        self._timers = 0
+        for *_, item in sorted(heap):
+            if type(item) is _PullAwait:
+                await item.run()
+            else:
+                assert isinstance(item, TimerEntry)
+                item.drop()

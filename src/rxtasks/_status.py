@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from decimal import Decimal
 from numbers import Real
 from typing import Final, cast
@@ -16,6 +17,8 @@ __all__ = [
     "TERMINAL_STATUSES",
     "ResultReader",
     "is_terminal",
+    "task_id_of",
+    "updated_at_of",
     "validate_interval_ms",
 ]
 
@@ -77,6 +80,37 @@ def _field(result: object, name: str) -> object:
     if isinstance(result, Mapping):
         return cast("Mapping[str, object]", result).get(name, _MISSING)
     return getattr(result, name, _MISSING)
+
+
+def _first_field(result: object, names: tuple[str, ...]) -> object:
+    """Return the first of ``names`` that the result has and is not None, or None."""
+    for name in names:
+        value = _field(result, name)
+        if value is not _MISSING and value is not None:
+            return value
+    return None
+
+
+def task_id_of(result: object) -> object:
+    """Return the task id of a result of any shape (``taskId`` / ``task_id``), or None."""
+    return _first_field(result, ("taskId", "task_id"))
+
+
+def updated_at_of(result: object) -> datetime | None:
+    """Return when the task last changed (``lastUpdatedAt``), or None if unknown.
+
+    SDK models carry a ``datetime``; raw JSON an ISO-8601 string. A value without a time
+    zone is taken as UTC; one that cannot be read is unknown.
+    """
+    value = _first_field(result, ("lastUpdatedAt", "last_updated_at"))
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
 def _hint_seconds(value: object) -> float | None:

@@ -182,7 +182,7 @@ class FakeTaskServer:
                 await anyio.sleep(step.latency)
             if step.error is not None:
                 raise step.error
-            return self.result(task_id, step)
+            return self.result(task_id, step, at=self.clock())
         except BaseException as exc:
             # Cancellation is a BaseException on every backend; errors are Exceptions.
             if not isinstance(exc, Exception):
@@ -192,9 +192,9 @@ class FakeTaskServer:
             if not call.cancelled:
                 call.finished = self.clock()
 
-    def result(self, task_id: str, step: Step) -> Any:
-        """Build the result of ``step`` in this server's shape."""
-        updated = _EPOCH + timedelta(seconds=self._counts.get(task_id, 0))
+    def result(self, task_id: str, step: Step, *, at: float = 0.0) -> Any:
+        """Build the result of ``step`` in this server's shape, as of time ``at``."""
+        updated = _EPOCH + timedelta(seconds=at)
         match self.shape:
             case "mcp1":
                 return Task(
