@@ -13,7 +13,7 @@ from reactivex import abc
 from reactivex import operators as ops
 from reactivex.disposable import Disposable
 
-from rxtasks import AnyioScheduler, SchedulerError, SchedulerStatistics
+from rxtasks import AnyioScheduler, SchedulerError
 
 if TYPE_CHECKING:
     from .conftest import VirtualClock
@@ -77,7 +77,8 @@ async def test_cancel_drops_everything(virtual_time: VirtualClock) -> None:
         scheduler.schedule_relative(5, record(log, "never"))
         scheduler.schedule_await(slow, lambda _: None, lambda _: None)
         await anyio.sleep(1)
-        assert scheduler.statistics() == SchedulerStatistics(timers_pending=1, awaits_in_flight=1)
+        stats = scheduler.statistics()
+        assert (stats.timers_pending, stats.awaits_in_flight) == (1, 1)
         scheduler.cancel()
     assert anyio.current_time() == 1
     assert log == []
@@ -216,3 +217,59 @@ async def test_returned_disposable_is_disposed_with_the_entry(virtual_time: Virt
         await anyio.sleep(0.1)
         entry.dispose()
     assert disposed.is_set()
+
+
+async def test_awaits_run_concurrently_on_a_bounded_pool(virtual_time: VirtualClock) -> None:
+    """Blocked awaits each get a worker; after the burst, idle workers are few."""
+    done: list[float] = []
+
+    async def slow() -> float:
+        await anyio.sleep(1)
+        return anyio.current_time()
+
+    async with AnyioScheduler() as scheduler:
+        for _ in range(100):
+            scheduler.schedule_await(slow, done.append, _raise)
+        await anyio.sleep(0.5)
+        assert scheduler.statistics().awaits_in_flight == 100
+        assert scheduler.statistics().workers == 100
+        await anyio.sleep(1)
+        assert scheduler.statistics().workers <= 32
+    assert done == [1.0] * 100
+
+
+async def test_a_shielded_await_survives_cancel(virtual_time: VirtualClock) -> None:
+    """Cleanup that shields itself runs to its end even after cancel()."""
+    results: list[str] = []
+
+    async def cleanup() -> str:
+        with anyio.CancelScope(shield=True):
+            await anyio.sleep(2)
+        return "sent"
+
+    async with AnyioScheduler() as scheduler:
+        scheduler.schedule_await(cleanup, results.append, _raise)
+        scheduler.cancel()
+    assert results == ["sent"]
+    assert anyio.current_time() == 2
+
+
+async def test_disposed_running_await_frees_its_worker(virtual_time: VirtualClock) -> None:
+    """Disposing a running await cancels it; queued work still gets a worker."""
+    results: list[str] = []
+
+    async def slow(name: str) -> str:
+        await anyio.sleep(10)
+        return name
+
+    async with AnyioScheduler() as scheduler:
+        first = scheduler.schedule_await(lambda: slow("first"), results.append, _raise)
+        await anyio.sleep(1)
+        first.dispose()
+        scheduler.schedule_await(lambda: slow("second"), results.append, _raise)
+    assert results == ["second"]
+    assert anyio.current_time() == 11
+
+
+def _raise(error: Exception) -> None:
+    raise error
