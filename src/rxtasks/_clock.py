@@ -92,13 +92,13 @@ class LoopClockScheduler(PeriodicScheduler, AwaitingScheduler):
         """Bind to the running event loop: its clock, its sleep, and the anchor of `now`."""
         token = anyio.lowlevel.current_token()
         native = token.native_token
-        # anyio's asyncio backend reads the loop's time(); read it directly.
-        self._clock = (
-            native.time
-            if isinstance(native, asyncio.AbstractEventLoop)
-            else token.backend_class.current_time
-        )
-        self._sleep = token.backend_class.sleep
+        if isinstance(native, asyncio.AbstractEventLoop):
+            # What anyio's asyncio backend does, minus a lookup and a coroutine frame.
+            self._clock = native.time
+            self._sleep = asyncio.sleep
+        else:
+            self._clock = token.backend_class.current_time
+            self._sleep = token.backend_class.sleep
         self._loop_anchor = self._clock()
         self._wall_anchor = datetime.now(UTC)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import anyio
@@ -55,10 +56,6 @@ class _PullAwait(abc.DisposableBase, Generic[T]):
         self.disposed = True
 
 
-def _is_live(item: TimerEntry | _PullAwait[Any]) -> bool:
-    return item.owner is not None if isinstance(item, TimerEntry) else not item.disposed
-
-
 class PullScheduler(LoopClockScheduler):
     """A scheduler with no background task, driven by its consumer (`iterate`).
 
@@ -72,10 +69,11 @@ class PullScheduler(LoopClockScheduler):
 
     def __init__(self) -> None:
         super().__init__()
-        # (due, seq, start, delay, item); seq keeps FIFO order among equal due times.
+        # (due, seq, start, delay, entry); seq keeps FIFO order among equal due times.
         # `start` and `delay` are kept so that when the consumer took no time the wait
         # is `sleep(delay)`, exactly what the SDK's loop sleeps, to the last bit.
-        self._heap: list[tuple[float, int, float, float, TimerEntry | _PullAwait[Any]]] = []
+        self._heap: list[tuple[float, int, float, float, TimerEntry]] = []
+        self._awaits: deque[_PullAwait[Any]] = deque()  # due at once, run before timers
         self._seq = 0
         self._timers = 0
         self._sleep_scope: anyio.CancelScope | None = None
@@ -98,7 +96,7 @@ class PullScheduler(LoopClockScheduler):
         self._timers -= 1
         heap = self._heap
         if len(heap) > _COMPACT_MIN and len(heap) > 2 * self._timers:
-            heap[:] = [item for item in heap if _is_live(item[4])]
+            heap[:] = [item for item in heap if item[4].is_queued()]
             heapq.heapify(heap)
 
     def schedule_await(
@@ -109,15 +107,13 @@ class PullScheduler(LoopClockScheduler):
     ) -> abc.DisposableBase:
         """Queue an await; it runs inline in the consumer's task, in order."""
         job = _PullAwait(func, on_result, on_error)
-        now = self._clock()
-        self._seq += 1
-        heapq.heappush(self._heap, (now, self._seq, now, 0.0, job))
+        self._awaits.append(job)
         return job
 
     @property
     def pending(self) -> int:
         """How many timers and awaits are queued (dropped ones included until popped)."""
-        return len(self._heap)
+        return len(self._heap) + len(self._awaits)
 
     def wake(self) -> None:
         """Cut short the wait for the next timer: something arrived from elsewhere."""
@@ -126,61 +122,64 @@ class PullScheduler(LoopClockScheduler):
             self._sleep_scope.cancel()
 
     async def run_until(self, ready: Callable[[], bool]) -> None:
-        """Run queued work in due order until ``ready()`` is true.
+        """Run queued work until ``ready()`` is true; the caller knows it is false now.
 
-        Every timer, even one already due, waits at least one checkpoint, so a poll
-        interval of 0 still lets the rest of the program run between polls. A wait for a
-        later timer ends early when `wake` is called (an item pushed by another task).
+        Awaits run first, in order; then timers in due order. Every timer, even one
+        already due, waits at least one checkpoint, so a poll interval of 0 still lets
+        the rest of the program run between polls. A wait for a later timer ends early
+        when `wake` is called (an item pushed by another task).
 
         Raises:
             StalledError: If nothing is queued and ``ready()`` is still false.
         """
         heap = self._heap
+        awaits = self._awaits
         clock = self._clock
-        while not ready():
-            if not heap:
+        while True:
+            if awaits:
+                await awaits.popleft().run()
+            elif not heap:
                 raise StalledError(
                     "iterate(): the observable has not completed and no work is queued on"
                     " iterate()'s scheduler: it waits on something iterate() cannot drive (a"
                     " subject fed by another task, a source bound to another scheduler,"
                     " never()); use `async with rxtasks.open_stream(observable) as items:`"
                 )
-            due, _, start, delay, item = heap[0]
-            if type(item) is _PullAwait:
-                heapq.heappop(heap)
-                await item.run()
-                continue
-            assert isinstance(item, TimerEntry)
-            if not item.is_queued():  # dropped
-                heapq.heappop(heap)
-                continue
-            now = clock()
-            if now < due:
-                # Wait for the timer, interruptibly (see `wake`). A plain sleep, not a
-                # cancel-scope deadline, so that it ends exactly when the SDK's would.
-                with anyio.CancelScope() as scope:
-                    self._sleep_scope = scope
-                    await self._sleep(delay if now == start else due - now)
-                self._sleep_scope = None
-                if self._woken:
-                    self._woken = False
-                    continue
             else:
-                await self._sleep(0)
-            heapq.heappop(heap)
-            if not item.is_queued():  # dropped while we waited
-                continue
-            item.owner = None
-            self._timers -= 1
-            item.run(self)
+                due, _, start, delay, entry = heap[0]
+                if not entry.is_queued():  # dropped
+                    heapq.heappop(heap)
+                    continue
+                now = clock()
+                if now < due:
+                    # Wait for the timer, interruptibly (see `wake`). A plain sleep, not a
+                    # cancel-scope deadline, so that it ends exactly when the SDK's would.
+                    with anyio.CancelScope() as scope:
+                        self._sleep_scope = scope
+                        await self._sleep(delay if now == start else due - now)
+                    self._sleep_scope = None
+                    if self._woken:
+                        self._woken = False
+                        if ready():
+                            return
+                        continue
+                else:
+                    await self._sleep(0)
+                heapq.heappop(heap)
+                if not entry.is_queued():  # dropped while we waited
+                    continue
+                entry.owner = None
+                self._timers -= 1
+                entry.run(self)
+            if ready():
+                return
 
     async def run_awaits(self) -> None:
         """Drop the queued timers and run the queued awaits (cleanup after disposal)."""
-        heap, self._heap = self._heap, []
+        for _, _, _, _, entry in self._heap:
+            entry.drop()
+        self._heap = []
         self._timers = 0
-        for *_, item in sorted(heap):
-            if type(item) is _PullAwait:
-                await item.run()
-            else:
-                assert isinstance(item, TimerEntry)
-                item.drop()
+        awaits, self._awaits = self._awaits, deque()
+        for job in awaits:
+            await job.run()
