@@ -23,6 +23,10 @@ from ._errors import RxTasksError as RxTasksError
 from ._errors import SchedulerError as SchedulerError
 from ._errors import StalledError as StalledError
 from ._errors import StreamError as StreamError
+from ._errors import TaskCancelledError as TaskCancelledError
+from ._errors import TaskError as TaskError
+from ._errors import TaskFailedError as TaskFailedError
+from ._errors import TaskNotCreatedError as TaskNotCreatedError
 from ._observable import CANCEL_TIMEOUT_S as CANCEL_TIMEOUT_S
 from ._observable import from_async as from_async
 from ._observable import poll as poll
@@ -41,6 +45,10 @@ __all__ = [
     "SchedulerStatistics",
     "StalledError",
     "StreamError",
+    "TaskCancelledError",
+    "TaskError",
+    "TaskFailedError",
+    "TaskNotCreatedError",
     "from_async",
     "is_terminal",
     "iterate",

@@ -7,9 +7,13 @@ Hierarchy::
     │                               (also a TypeError)
     ├── SchedulerError              no scheduler that can run get_task, or one used wrongly
     │                               (also a RuntimeError)
-    └── StreamError                 a bridge cannot deliver what the pipeline produced
-        ├── BufferOverflowError     open_stream's bounded buffer filled up
-        └── StalledError            iterate()'s pipeline waits on work iterate() cannot drive
+    ├── StreamError                 a bridge cannot deliver what the pipeline produced
+    │   ├── BufferOverflowError     open_stream's bounded buffer filled up
+    │   └── StalledError            iterate()'s pipeline waits on work iterate() cannot drive
+    ├── TaskError                   a task ended without its result (rxtasks.mcp)
+    │   ├── TaskFailedError         it ended `failed`
+    │   └── TaskCancelledError      it ended `cancelled`
+    └── TaskNotCreatedError         the server answered tools/call without creating a task
 
 Errors raised by ``get_task`` itself (the MCP SDK's errors, network errors) are never
 wrapped: they reach ``on_error`` and ``async for`` as the same exception object.
@@ -24,6 +28,10 @@ __all__ = [
     "SchedulerError",
     "StalledError",
     "StreamError",
+    "TaskCancelledError",
+    "TaskError",
+    "TaskFailedError",
+    "TaskNotCreatedError",
 ]
 
 
@@ -84,3 +92,64 @@ class StalledError(StreamError):
     subject fed by another task, a source pinned to another scheduler, ``never()``) would
     hang forever, so it raises this instead. Use ``open_stream()`` for such pipelines.
     """
+
+
+class TaskError(RxTasksError):
+    """Base class of the errors for a task that ended without its result.
+
+    Attributes:
+        task_id: The task.
+        status: Its final status.
+        final: The final task state (the terminal result of ``tasks/get``).
+    """
+
+    def __init__(self, message: str, *, task_id: str, status: str, final: object) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.status = status
+        self.final = final
+
+
+class TaskFailedError(TaskError):
+    """Raised for the result of a task that ended ``failed``.
+
+    Attributes:
+        code: The JSON-RPC error code, where the protocol revision carries one (the tasks
+            extension inlines the error object); else None.
+        data: The error's ``data``, if any.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        task_id: str,
+        final: object,
+        code: int | None = None,
+        data: object = None,
+    ) -> None:
+        super().__init__(message, task_id=task_id, status="failed", final=final)
+        self.code = code
+        self.data = data
+
+
+class TaskCancelledError(TaskError):
+    """Raised for the result of a task that ended ``cancelled``."""
+
+    def __init__(self, message: str, *, task_id: str, final: object) -> None:
+        super().__init__(message, task_id=task_id, status="cancelled", final=final)
+
+
+class TaskNotCreatedError(RxTasksError):
+    """Raised when ``tools/call`` was answered with a plain result instead of a task.
+
+    The server ran the tool at once, refused it, or failed before creating a task (mcp
+    1.x servers answer every error of a tool call this way).
+
+    Attributes:
+        result: The ``CallToolResult`` the server answered with.
+    """
+
+    def __init__(self, message: str, *, result: object) -> None:
+        super().__init__(message)
+        self.result = result

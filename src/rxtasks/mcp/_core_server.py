@@ -1,0 +1,221 @@
+"""A 2025-11-25 task server on the mcp 1.x low-level ``Server``, for tests and demos.
+
+Tools, all run as tasks:
+
+- ``work(steps, step_ms, interval_ms)``: reports ``step i/n`` every ``step_ms`` (each a
+  ``notifications/tasks/status``), suggests ``interval_ms`` as its poll interval, then
+  completes with a text result.
+- ``fail(after_ms, message)``: fails with ``message``.
+- ``wait_cancel(tick_ms)``: works until it is cancelled.
+- ``ask(question)``: needs input (an elicitation, delivered over ``tasks/result``), then
+  completes with the answer.
+
+The SDK's task runtime has sharp edges (see MCP-TASKS.md): ``tasks/cancel`` does not stop
+the work, and work that ends after a cancel without refreshing its context crashes
+``server.run``. `_finish` guards every tool against that.
+"""
+
+from __future__ import annotations
+
+import warnings
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from mcp import types
+from mcp.server.lowlevel import Server
+from mcp.shared.experimental.tasks.helpers import is_terminal
+from mcp.shared.experimental.tasks.in_memory_task_store import InMemoryTaskStore
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from mcp.server.experimental.task_context import ServerTaskContext
+
+__all__ = ["build_core_server"]
+
+_interval_ms: ContextVar[int | None] = ContextVar("rxtasks_interval_ms", default=None)
+
+
+class _IntervalStore(InMemoryTaskStore):
+    """The SDK's in-memory store, but with a poll interval chosen per task.
+
+    The SDK's store always suggests 500 ms. Through its public methods only, this one
+    remembers the interval the tool asked for and puts it in every task it hands out.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._intervals: dict[str, int] = {}
+
+    def _with_interval(self, task: types.Task) -> types.Task:
+        interval = self._intervals.get(task.taskId)
+        return task if interval is None else task.model_copy(update={"pollInterval": interval})
+
+    async def create_task(
+        self, metadata: types.TaskMetadata, task_id: str | None = None
+    ) -> types.Task:
+        task = await super().create_task(metadata, task_id)
+        interval = _interval_ms.get()
+        if interval is not None:
+            self._intervals[task.taskId] = interval
+        return self._with_interval(task)
+
+    async def get_task(self, task_id: str) -> types.Task | None:
+        task = await super().get_task(task_id)
+        return None if task is None else self._with_interval(task)
+
+    async def update_task(
+        self,
+        task_id: str,
+        status: types.TaskStatus | None = None,
+        status_message: str | None = None,
+    ) -> types.Task:
+        return self._with_interval(await super().update_task(task_id, status, status_message))
+
+
+def _text(text: str) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(type="text", text=text)])
+
+
+def _tool(name: str, description: str, properties: dict[str, Any]) -> types.Tool:
+    return types.Tool(
+        name=name,
+        description=description,
+        inputSchema={"type": "object", "properties": properties},
+        execution=types.ToolExecution(taskSupport=types.TASK_REQUIRED),
+    )
+
+
+_TOOLS = [
+    _tool(
+        "work",
+        "Reports progress every step_ms, then completes.",
+        {
+            "steps": {"type": "integer", "default": 3},
+            "step_ms": {"type": "integer", "default": 100},
+            "interval_ms": {"type": "integer", "default": 200},
+        },
+    ),
+    _tool(
+        "fail",
+        "Fails with a message.",
+        {"after_ms": {"type": "integer", "default": 100}, "message": {"type": "string"}},
+    ),
+    _tool("wait_cancel", "Works until cancelled.", {"tick_ms": {"type": "integer", "default": 50}}),
+    _tool("ask", "Asks the client a question, then completes.", {"question": {"type": "string"}}),
+]
+
+
+async def _finish(
+    task: ServerTaskContext,
+    store: InMemoryTaskStore,
+    work: Callable[[ServerTaskContext], Awaitable[types.CallToolResult]],
+) -> types.CallToolResult:
+    """Run the work; if the task ended from outside meanwhile (cancelled), end quietly.
+
+    ``run_task`` completes or fails the task from its context's cached state; after an
+    outside cancel that state is stale, and completing a cancelled task crashes the
+    server. A message-only update refreshes the cache without changing the status.
+    """
+    try:
+        result = await work(task)
+        error: Exception | None = None
+    except Exception as exc:  # noqa: BLE001 -- re-raised below unless the task already ended
+        result, error = None, exc
+    current = await store.get_task(task.task_id)
+    if current is not None and is_terminal(current.status):
+        await task.update_status(current.statusMessage or current.status, notify=False)
+        return result or _text(current.status)
+    if error is not None:
+        raise error
+    assert result is not None
+    return result
+
+
+def build_core_server(name: str = "rxtasks-demo-2025-11-25") -> Server[Any, Any]:
+    """Build a low-level mcp 1.x server with tasks enabled and the tools above.
+
+    Use one server per connection: the SDK's task runtime keeps one task group per
+    ``Server``, and a second concurrent ``server.run`` breaks the first's task creation.
+    """
+    server: Server[Any, Any] = Server(name)
+    store = _IntervalStore()
+    with warnings.catch_warnings():
+        # mcp 1.28+ deprecates the experimental tasks API this server is built on.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        server.experimental.enable_tasks(store=store)  # pyright: ignore[reportDeprecated]
+
+    @server.list_tools()
+    async def list_tools() -> list[types.Tool]:
+        return _TOOLS
+
+    @server.call_tool()
+    async def call_tool(name: str, arguments: dict[str, Any]) -> types.CreateTaskResult:
+        ctx = server.request_context
+        ctx.experimental.validate_task_mode(types.TASK_REQUIRED)
+        interval: int | None = None
+
+        if name == "work":
+            steps = int(arguments.get("steps", 3))
+            step_ms = int(arguments.get("step_ms", 100))
+            interval = int(arguments.get("interval_ms", 200))
+
+            async def work(task: ServerTaskContext) -> types.CallToolResult:
+                for i in range(1, steps + 1):
+                    await anyio.sleep(step_ms / 1000)
+                    await task.update_status(f"step {i}/{steps}")
+                    if is_terminal(task.task.status):  # cancelled meanwhile
+                        return _text("stopped")
+                return _text(f"done after {steps} steps")
+
+        elif name == "fail":
+            after_ms = int(arguments.get("after_ms", 100))
+            message = str(arguments.get("message", "it broke"))
+
+            async def work(task: ServerTaskContext) -> types.CallToolResult:
+                await anyio.sleep(after_ms / 1000)
+                raise RuntimeError(message)  # run_task fails the task with this message
+
+        elif name == "wait_cancel":
+            tick_ms = int(arguments.get("tick_ms", 50))
+
+            async def work(task: ServerTaskContext) -> types.CallToolResult:
+                tick = 0
+                while not is_terminal(task.task.status):
+                    await anyio.sleep(tick_ms / 1000)
+                    tick += 1
+                    await task.update_status(f"tick {tick}")  # also refreshes task.task
+                return _text("cancelled")
+
+        elif name == "ask":
+            question = str(arguments.get("question", "What is your name?"))
+
+            async def work(task: ServerTaskContext) -> types.CallToolResult:
+                await task.update_status("asking")
+                answer = await task.elicit(
+                    message=question,
+                    requestedSchema={
+                        "type": "object",
+                        "properties": {"answer": {"type": "string"}},
+                        "required": ["answer"],
+                    },
+                )
+                await task.update_status("answered")
+                value = (answer.content or {}).get("answer") if answer.action == "accept" else None
+                return _text(f"answer: {value}")
+
+        else:
+            raise ValueError(f"unknown tool {name!r}")
+
+        async def guarded(task: ServerTaskContext) -> types.CallToolResult:
+            return await _finish(task, store, work)
+
+        token = _interval_ms.set(interval)
+        try:
+            created: types.CreateTaskResult = await ctx.experimental.run_task(guarded)
+            return created
+        finally:
+            _interval_ms.reset(token)
+
+    return server

@@ -1,0 +1,186 @@
+"""rxtasks.mcp.sdk1 against a real mcp 1.30 task server, in process (2025-11-25 revision)."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from importlib.util import find_spec
+from itertools import pairwise
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import pytest
+
+import rxtasks
+from rxtasks import TaskFailedError
+
+pytest.importorskip("mcp", reason="needs mcp>=1.23,<2")
+if find_spec("mcp_types") is not None:
+    pytest.skip("needs mcp 1.x; mcp 2.x is installed", allow_module_level=True)
+
+from mcp import types
+from mcp.client.session import ClientSession
+from mcp.shared.exceptions import McpError
+from mcp.shared.memory import create_client_server_memory_streams
+
+from rxtasks.mcp._core_server import build_core_server
+from rxtasks.mcp.sdk1 import CoreTasks, TaskNotifications
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator
+
+    from mcp.shared.context import RequestContext
+
+    from .conftest import VirtualClock
+
+pytestmark = pytest.mark.mcp1
+
+
+class Counting(CoreTasks):
+    """CoreTasks that counts its tasks/get calls."""
+
+    gets: int = 0
+
+    async def get_task(self, task_id: str) -> types.GetTaskResult:
+        """Count, then ask the server."""
+        self.gets += 1
+        return await super().get_task(task_id)
+
+
+async def answer(
+    context: RequestContext[ClientSession, Any], params: types.ElicitRequestParams
+) -> types.ElicitResult:
+    """The client's elicitation callback: answers every question with 42."""
+    return types.ElicitResult(action="accept", content={"answer": "42"})
+
+
+@asynccontextmanager
+async def connect() -> AsyncGenerator[Counting]:
+    """An mcp 1.30 client session to a fresh in-process task server."""
+    server = build_core_server()
+    notifications = TaskNotifications()
+    async with (
+        create_client_server_memory_streams() as (client_streams, server_streams),
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(lambda: server.run(*server_streams, server.create_initialization_options()))
+        async with ClientSession(
+            *client_streams,
+            message_handler=notifications.message_handler,
+            elicitation_callback=answer,
+        ) as session:
+            await session.initialize()
+            yield Counting(session, notifications=notifications)
+        tg.cancel_scope.cancel()
+
+
+def summary(task: types.Task) -> tuple[str, str | None]:
+    """A task state as (status, message)."""
+    return task.status, task.statusMessage
+
+
+async def test_completed(virtual_time: VirtualClock) -> None:
+    """A task that completes: every state polled, then the tool's result."""
+    async with connect() as tasks:
+        task_id = await tasks.start("work", {"steps": 3, "step_ms": 100, "interval_ms": 150})
+        states = [summary(t) async for t in rxtasks.iterate(tasks.poll(task_id))]
+        result = await tasks.result(task_id)
+    assert states[-1] == ("completed", "step 3/3")
+    assert all(status == "working" for status, _ in states[:-1])
+    assert result.content == [types.TextContent(type="text", text="done after 3 steps")]
+
+
+async def test_poll_interval_is_the_servers(virtual_time: VirtualClock) -> None:
+    """Without pushes, tasks/get is called at the interval the server suggests."""
+    async with connect() as tasks:
+        task_id = await tasks.start("work", {"steps": 2, "step_ms": 1000, "interval_ms": 400})
+        source = rxtasks.poll(tasks.get_task, task_id)  # no notifications
+        times = [anyio.current_time() async for _ in rxtasks.iterate(source)]
+    gaps = {round(b - a, 6) for a, b in pairwise(times)}
+    assert gaps == {0.4}
+
+
+async def test_failed_with_its_message(virtual_time: VirtualClock) -> None:
+    """A failed task ends the poll with `failed` and its message; result() raises it."""
+    async with connect() as tasks:
+        task_id = await tasks.start("fail", {"after_ms": 200, "message": "disk full"})
+        states = [summary(t) async for t in rxtasks.iterate(tasks.poll(task_id))]
+        with pytest.raises(TaskFailedError, match="disk full") as info:
+            await tasks.result(task_id)
+    assert states[-1] == ("failed", "disk full")
+    assert info.value.task_id == task_id
+
+
+async def test_cancelled_while_polling(virtual_time: VirtualClock) -> None:
+    """Cancelling during the poll: the stream ends with `cancelled`."""
+    async with connect() as tasks:
+        task_id = await tasks.start("wait_cancel", {"tick_ms": 100})
+        seen: list[str] = []
+        async with rxtasks.open_stream(tasks.poll(task_id)) as states:
+            async for state in states:
+                seen.append(state.status)
+                if len(seen) == 2:
+                    await tasks.cancel_task(task_id)
+        with pytest.raises(rxtasks.TaskCancelledError):
+            await tasks.result(task_id)
+    assert seen[-1] == "cancelled"
+    assert set(seen[:-1]) == {"working"}
+
+
+async def test_cancel_on_dispose(virtual_time: VirtualClock) -> None:
+    """cancel_on_dispose sends tasks/cancel when the consumer leaves early."""
+    async with connect() as tasks:
+        task_id = await tasks.start("wait_cancel", {"tick_ms": 100})
+        async with rxtasks.open_stream(tasks.poll(task_id, cancel_on_dispose=True)) as states:
+            await anext(states)
+        final = await tasks.get_task(task_id)
+        await anyio.sleep(0.3)  # let the server's work notice and end
+    assert final.status == "cancelled"
+
+
+async def test_input_required_then_answered(virtual_time: VirtualClock) -> None:
+    """input_required is yielded; tasks/result delivers the question; the task finishes."""
+    results: list[types.CallToolResult] = []
+    statuses: list[str] = []
+    async with connect() as tasks, anyio.create_task_group() as tg:
+        task_id = await tasks.start("ask", {"question": "answer?"})
+
+        async def fetch_result() -> None:
+            results.append(await tasks.result(task_id))
+
+        async for state in rxtasks.iterate(tasks.poll(task_id, default_interval_ms=50)):
+            if state.status == "input_required" and "input_required" not in statuses:
+                tg.start_soon(fetch_result)  # once, on the transition
+            statuses.append(state.status)
+    assert "input_required" in statuses
+    assert statuses[-1] == "completed"
+    assert statuses.index("input_required") < len(statuses) - 1
+    assert results[0].content == [types.TextContent(type="text", text="answer: 42")]
+
+
+async def test_unknown_task_id_surfaces_the_sdk_error(virtual_time: VirtualClock) -> None:
+    """An unknown id: the SDK's McpError (-32602) ends the stream, unchanged."""
+    async with connect() as tasks:
+        with pytest.raises(McpError) as info:
+            async for _ in rxtasks.iterate(tasks.poll("no-such-task")):
+                pass
+    assert info.value.error.code == types.INVALID_PARAMS
+    assert "not found" in info.value.error.message.lower()
+
+
+async def test_pushed_statuses_beat_the_timer(virtual_time: VirtualClock) -> None:
+    """Pushes arrive before the next poll would; a terminal push ends it, no more gets."""
+    async with connect() as tasks:
+        task_id = await tasks.start("work", {"steps": 3, "step_ms": 100, "interval_ms": 10_000})
+        start = anyio.current_time()
+        async with rxtasks.open_stream(tasks.poll(task_id)) as states:
+            seen = [(round(anyio.current_time() - start, 6), *summary(s)) async for s in states]
+        await anyio.sleep(20)
+        gets = tasks.gets
+    assert seen == [
+        (0.0, "working", None),
+        (0.1, "working", "step 1/3"),
+        (0.2, "working", "step 2/3"),
+        (0.3, "working", "step 3/3"),
+        (0.3, "completed", "step 3/3"),
+    ]
+    assert gets == 1  # only the first poll: every later state was pushed
