@@ -22,7 +22,7 @@ from mcp.client.session import ClientSession
 from mcp.shared.exceptions import McpError
 from mcp.shared.memory import create_client_server_memory_streams
 
-from rxtasks.mcp._core_server import build_core_server
+from rxtasks.mcp._server_sdk1 import build_core_server
 from rxtasks.mcp.sdk1 import CoreTasks, TaskNotifications
 
 if TYPE_CHECKING:

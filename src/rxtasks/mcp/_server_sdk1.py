@@ -219,3 +219,15 @@ def build_core_server(name: str = "rxtasks-demo-2025-11-25") -> Server[Any, Any]
             _interval_ms.reset(token)
 
     return server
+
+
+async def _serve_stdio() -> None:
+    from mcp.server.stdio import stdio_server
+
+    server = build_core_server()
+    async with stdio_server() as (read, write):
+        await server.run(read, write, server.create_initialization_options())
+
+
+if __name__ == "__main__":  # a stdio server, for clients of other SDK versions (tests)
+    anyio.run(_serve_stdio)

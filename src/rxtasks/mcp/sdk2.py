@@ -1,0 +1,428 @@
+"""Adapters for the MCP Python SDK 2.x: the tasks extension, and 2025-11-25 tasks.
+
+The tasks extension (``io.modelcontextprotocol/tasks``, protocol 2026-07-28) is not
+modelled by the SDK; this module brings its own models. The client declares the
+extension on every request through ``ClientSession(extensions=...)`` (a hand-written
+``_meta`` declaration is overwritten by the session), which `session_options` provides:
+
+Example:
+    >>> notifications = TaskNotifications()
+    >>> async with FastMCPTransport(server).connect_session(
+    ...     **session_options(notifications)
+    ... ) as session:  # or ClientSession(read, write, **session_options(...))
+    ...     await session.discover()  # negotiates 2026-07-28, where extensions apply
+    ...     tasks = ExtensionTasks(session, notifications=notifications)
+    ...     task_id = await tasks.start("long_tool", {"n": 3})
+    ...     async for task in rxtasks.iterate(tasks.poll(task_id)):
+    ...         print(task.status, task.status_message)
+    ...     print(tasks.outcome(task))  # the inlined result; raises for failed/cancelled
+
+With a fastmcp ``Client``, importing ``fastmcp_tasks`` makes its session declare the
+extension; pass ``client.session``.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from datetime import datetime  # noqa: TC003 -- pydantic reads field types at runtime
+from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
+
+import anyio
+import mcp_types
+from mcp.client.extension import NotificationBinding
+from mcp.shared.exceptions import MCPError
+from pydantic import ConfigDict, Discriminator, Tag, TypeAdapter
+
+from .._errors import TaskCancelledError, TaskFailedError, TaskNotCreatedError
+from .._status import is_terminal
+from . import TASKS_EXTENSION
+from ._common import PushedStatuses, TaskAdapter, logger
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator, Iterable, Mapping
+
+    from mcp.client.session import ClientSession
+    from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
+
+__all__ = [
+    "CoreTasks",
+    "ExtensionTask",
+    "ExtensionTasks",
+    "TaskNotifications",
+    "session_options",
+]
+
+
+# -- the extension's wire models (SEP-2663) --------------------------------------------------
+
+
+class ExtensionTask(mcp_types.Result):
+    """A task of the tasks extension, as ``tasks/get`` (and ``notifications/tasks``) carry it.
+
+    Python names are snake_case, the wire's camelCase (``pollIntervalMs``, ...). The
+    outcome is inlined: ``result`` when ``completed``, ``error`` when ``failed``,
+    ``input_requests`` when ``input_required``.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    task_id: str
+    status: str
+    status_message: str | None = None
+    created_at: datetime | None = None
+    last_updated_at: datetime | None = None
+    ttl_ms: int | None = None
+    poll_interval_ms: int | float | None = None
+    result_type: str | None = None
+    result: dict[str, Any] | None = None
+    error: dict[str, Any] | None = None
+    input_requests: dict[str, Any] | None = None
+
+
+class _CreatedTask(ExtensionTask):
+    result_type: Literal["task"] = "task"  # pyright: ignore[reportIncompatibleVariableOverride]
+
+
+class _Ack(mcp_types.Result):
+    model_config = ConfigDict(extra="allow")
+
+
+class _TaskIdParams(mcp_types.RequestParams):
+    task_id: str
+
+
+class _UpdateParams(mcp_types.RequestParams):
+    task_id: str
+    input_responses: dict[str, Any]
+
+
+class _GetTask(mcp_types.Request[_TaskIdParams, Literal["tasks/get"]]):
+    method: Literal["tasks/get"] = "tasks/get"
+    params: _TaskIdParams
+    name_param = "taskId"  # mirrored into the Mcp-Name header on Streamable HTTP
+
+
+class _UpdateTask(mcp_types.Request[_UpdateParams, Literal["tasks/update"]]):
+    method: Literal["tasks/update"] = "tasks/update"
+    params: _UpdateParams
+    name_param = "taskId"
+
+
+class _CancelTask(mcp_types.Request[_TaskIdParams, Literal["tasks/cancel"]]):
+    method: Literal["tasks/cancel"] = "tasks/cancel"
+    params: _TaskIdParams
+    name_param = "taskId"
+
+
+def _result_kind(value: object) -> str:
+    kind = (
+        cast("dict[str, object]", value).get("resultType")
+        if isinstance(value, dict)
+        else getattr(value, "result_type", None)
+    )
+    return kind if isinstance(kind, str) and kind in ("task", "input_required") else "complete"
+
+
+# tools/call with the extension declared answers a task, or a plain result when the server
+# chose to run the tool at once.
+_TOOLS_CALL: TypeAdapter[
+    _CreatedTask | mcp_types.CallToolResult | mcp_types.InputRequiredResult
+] = TypeAdapter(
+    Annotated[
+        Annotated[_CreatedTask, Tag("task")]
+        | Annotated[mcp_types.CallToolResult, Tag("complete")]
+        | Annotated[mcp_types.InputRequiredResult, Tag("input_required")],
+        Discriminator(_result_kind),
+    ]
+)
+
+
+# -- notifications -------------------------------------------------------------------------
+
+
+class TaskNotifications(PushedStatuses[Any]):
+    """Task states a server pushes, as an observable, for an mcp 2.x session.
+
+    It listens to both revisions' notifications: ``notifications/tasks`` (the extension;
+    sent after ``subscriptions/listen``, see `ExtensionTasks.listen`) and
+    ``notifications/tasks/status`` (2025-11-25). The mcp 2.x session drops both unless
+    they are bound: pass `bindings` as ``ClientSession(notification_bindings=...)``, or
+    use `session_options`.
+    """
+
+    @property
+    def bindings(self) -> list[NotificationBinding[Any]]:
+        """The notification bindings for ``ClientSession(notification_bindings=...)``."""
+        return [
+            NotificationBinding(
+                method="notifications/tasks", params_type=ExtensionTask, handler=self._deliver
+            ),
+            NotificationBinding(
+                method="notifications/tasks/status",
+                params_type=mcp_types.TaskStatusNotificationParams,
+                handler=self._deliver,
+            ),
+        ]
+
+    async def _deliver(self, params: Any) -> None:
+        self.push(params)
+
+
+def session_options(notifications: TaskNotifications | None = None) -> dict[str, Any]:
+    """Keyword arguments for an mcp 2.x ``ClientSession`` that uses the tasks extension.
+
+    They declare the extension on every request and bind the pushed statuses.
+
+    Args:
+        notifications: Where pushed task states go, if anywhere.
+
+    Returns:
+        ``extensions`` and ``notification_bindings``, for ``ClientSession(**...)`` or
+        fastmcp's ``FastMCPTransport(server).connect_session(**...)``.
+    """
+    options: dict[str, Any] = {"extensions": {TASKS_EXTENSION: {}}}
+    if notifications is not None:
+        options["notification_bindings"] = notifications.bindings
+    return options
+
+
+# -- the tasks extension -------------------------------------------------------------------
+
+
+class ExtensionTasks(TaskAdapter[ExtensionTask]):
+    """Tasks of the tasks extension through an mcp 2.x ``ClientSession``.
+
+    The session must declare the extension (`session_options`) and have negotiated
+    protocol 2026-07-28 (``await session.discover()``). A task that needs input lists its
+    requests in ``input_requests``; answer them with `update` (see `new_input_requests`).
+
+    Args:
+        session: The session (for a fastmcp ``Client``: ``client.session``).
+        notifications: The session's pushed statuses (see `TaskNotifications`).
+    """
+
+    def __init__(
+        self, session: ClientSession, *, notifications: TaskNotifications | None = None
+    ) -> None:
+        super().__init__(notifications)
+        self.session = session
+        self._answered: dict[str, set[str]] = {}
+
+    async def start(
+        self, name: str, arguments: dict[str, Any] | None = None, *, ttl_ms: int | None = None
+    ) -> str:
+        """Call a tool so that the server runs it as a task; return the task id.
+
+        Args:
+            name: The tool.
+            arguments: Its arguments.
+            ttl_ms: Ignored: in the extension the server chooses the ttl (``ttl_ms``).
+
+        Raises:
+            TaskNotCreatedError: If the server ran the tool at once (a plain result).
+        """
+        request = mcp_types.CallToolRequest(
+            params=mcp_types.CallToolRequestParams(name=name, arguments=arguments)
+        )
+        answer = await self.session.send_request(request, _TOOLS_CALL)
+        if not isinstance(answer, _CreatedTask):
+            raise TaskNotCreatedError(
+                f"tools/call {name!r} was answered without a task"
+                f" ({type(answer).__name__}); does the tool support tasks?",
+                result=answer,
+            )
+        return answer.task_id
+
+    async def get_task(self, task_id: str) -> ExtensionTask:
+        """Return the task's state (``tasks/get``); ``MCPError`` -32602 if unknown."""
+        request = _GetTask(params=_TaskIdParams(task_id=task_id))
+        return await self.session.send_request(request, ExtensionTask)
+
+    async def cancel_task(self, task_id: str) -> None:
+        """Ask the server to cancel the task (``tasks/cancel``; cooperative)."""
+        await self.session.send_request(_CancelTask(params=_TaskIdParams(task_id=task_id)), _Ack)
+
+    async def update(self, task_id: str, responses: Mapping[str, Any]) -> None:
+        """Answer input requests (``tasks/update``): request key -> response.
+
+        A response is an ``ElicitResult`` (or any pydantic model, or its JSON dict).
+        """
+        wire = {
+            key: value.model_dump(by_alias=True, mode="json", exclude_none=True)
+            if hasattr(value, "model_dump")
+            else value
+            for key, value in responses.items()
+        }
+        request = _UpdateTask(params=_UpdateParams(task_id=task_id, input_responses=wire))
+        await self.session.send_request(request, _Ack)
+        self._answered.setdefault(task_id, set()).update(responses)
+
+    def new_input_requests(self, task: ExtensionTask) -> dict[str, Any]:
+        """Return the task's input requests not answered yet through `update`.
+
+        A task lists the same requests on every poll until they are answered; acting on
+        each poll would ask the user twice (MCP Inspector #1174).
+        """
+        answered = self._answered.get(task.task_id, set())
+        return {k: v for k, v in (task.input_requests or {}).items() if k not in answered}
+
+    @asynccontextmanager
+    async def listen(self, task_ids: Iterable[str]) -> AsyncGenerator[None]:
+        """Ask the server to push ``notifications/tasks`` for these tasks, in this block.
+
+        ``subscriptions/listen`` is a long-lived request: the server pushes the tasks'
+        states (to `TaskNotifications`) until the block ends and the request is
+        cancelled. A server that does not support it answers with an error, which is
+        logged (INFO); polling goes on either way, since the protocol makes pushes
+        optional.
+
+        Args:
+            task_ids: The tasks to hear about.
+        """
+        filter_ = mcp_types.SubscriptionFilter.model_validate({"taskIds": list(task_ids)})
+        request = mcp_types.SubscriptionsListenRequest(
+            params=mcp_types.SubscriptionsListenRequestParams(notifications=filter_)
+        )
+
+        async def listen() -> None:
+            try:
+                await self.session.send_request(request, _Ack)
+            except MCPError as exc:
+                logger.info("the server pushes no task statuses (subscriptions/listen: %s)", exc)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(listen)
+            try:
+                yield
+            finally:
+                tg.cancel_scope.cancel()
+
+    def outcome(self, task: ExtensionTask) -> mcp_types.CallToolResult:
+        """Return the tool's result inlined in a terminal task state.
+
+        Raises:
+            TaskFailedError: For ``failed``, with the JSON-RPC error's message and code.
+            TaskCancelledError: For ``cancelled``.
+            ValueError: If the task is not terminal yet.
+        """
+        if task.status == "completed":
+            return mcp_types.CallToolResult.model_validate(task.result or {"content": []})
+        if task.status == "failed":
+            error = task.error or {}
+            raise TaskFailedError(
+                str(error.get("message") or task.status_message or "the task failed"),
+                task_id=task.task_id,
+                final=task,
+                code=error.get("code"),
+                data=error.get("data"),
+            )
+        if task.status == "cancelled":
+            raise TaskCancelledError(
+                f"task {task.task_id} was cancelled", task_id=task.task_id, final=task
+            )
+        raise ValueError(f"task {task.task_id} is {task.status!r}, not terminal")
+
+    async def result(self, task_id: str) -> mcp_types.CallToolResult:
+        """Poll the task to its end and return the tool's result (see `outcome`).
+
+        Input requests are not answered here: a task that needs input waits for
+        `update`, which another task of yours must send.
+        """
+        from .._bridge import iterate
+
+        final: ExtensionTask | None = None
+        async for state in iterate(self.poll(task_id)):
+            final = state
+        assert final is not None
+        assert is_terminal(final.status)
+        return self.outcome(final)
+
+
+# -- 2025-11-25 tasks through an mcp 2.x session ---------------------------------------------
+
+
+class CoreTasks(TaskAdapter[mcp_types.Task]):
+    """Tasks of protocol revision 2025-11-25 through an mcp 2.x ``ClientSession``.
+
+    mcp 2.x keeps that revision's task types (``mcp_types.GetTaskResult``, snake_case
+    attributes such as ``poll_interval``) and sends ``tasks/get``, ``tasks/result`` and
+    ``tasks/cancel`` as typed requests. Creating a task is harder: the session checks a
+    ``tools/call`` answer against ``CallToolResult`` and rejects the ``CreateTaskResult``
+    of a task (python-sdk#3161). The one public way around it is to build the session
+    on a ``JSONRPCDispatcher`` you keep, and pass it here as ``dispatcher``: `start`
+    then sends the ``tools/call`` through it. Without one, `start` raises; poll tasks
+    created elsewhere by id.
+
+    Args:
+        session: An initialized client session.
+        notifications: The session's pushed statuses (``notifications/tasks/status``).
+        dispatcher: The session's dispatcher, to create tasks with `start`.
+    """
+
+    def __init__(
+        self,
+        session: ClientSession,
+        *,
+        notifications: TaskNotifications | None = None,
+        dispatcher: JSONRPCDispatcher | None = None,
+    ) -> None:
+        super().__init__(notifications)
+        self.session = session
+        self.dispatcher = dispatcher
+
+    async def start(
+        self, name: str, arguments: dict[str, Any] | None = None, *, ttl_ms: int | None = 60_000
+    ) -> str:
+        """Call a tool as a task (``tools/call`` with ``params.task``); return the task id.
+
+        Raises:
+            RuntimeError: Without a ``dispatcher`` (see the class).
+            TaskNotCreatedError: If the server answered with a plain tool result.
+        """
+        if self.dispatcher is None:
+            raise RuntimeError(
+                "mcp 2.x rejects the CreateTaskResult of a 2025-11-25 task in tools/call"
+                " (python-sdk#3161). Build the ClientSession with dispatcher=JSONRPCDispatcher"
+                "(read, write) and pass the same dispatcher to CoreTasks(..., dispatcher=...)"
+            )
+        params: dict[str, Any] = {"name": name, "task": {"ttl": ttl_ms}}
+        if arguments is not None:
+            params["arguments"] = arguments
+        raw = await self.dispatcher.send_raw_request("tools/call", params)
+        if "task" not in raw:
+            result = mcp_types.CallToolResult.model_validate(raw, by_name=False)
+            raise TaskNotCreatedError(f"tools/call {name!r} did not create a task", result=result)
+        return mcp_types.CreateTaskResult.model_validate(raw, by_name=False).task.task_id
+
+    async def get_task(self, task_id: str) -> mcp_types.GetTaskResult:
+        """Return the task's state (``tasks/get``); ``MCPError`` -32602 if unknown."""
+        request = mcp_types.GetTaskRequest(params=mcp_types.GetTaskRequestParams(task_id=task_id))
+        return await self.session.send_request(request, mcp_types.GetTaskResult)
+
+    async def cancel_task(self, task_id: str) -> None:
+        """Ask the server to cancel the task (``tasks/cancel``)."""
+        request = mcp_types.CancelTaskRequest(
+            params=mcp_types.CancelTaskRequestParams(task_id=task_id)
+        )
+        await self.session.send_request(request, mcp_types.CancelTaskResult)
+
+    async def result(self, task_id: str) -> mcp_types.CallToolResult:
+        """Wait for the task's end (``tasks/result``) and return the tool's result.
+
+        Raises:
+            TaskFailedError: If the task failed (its message is the status message).
+            TaskCancelledError: If the task was cancelled.
+        """
+        request = mcp_types.GetTaskPayloadRequest(
+            params=mcp_types.GetTaskPayloadRequestParams(task_id=task_id)
+        )
+        payload = await self.session.send_request(request, _Ack)
+        fields = payload.model_dump(by_alias=True, exclude_none=True)
+        final = None if "content" in fields else await self.get_task(task_id)
+        if final is None or final.status == "completed":
+            return mcp_types.CallToolResult.model_validate({"content": [], **fields})
+        if final.status == "cancelled":
+            raise TaskCancelledError(f"task {task_id} was cancelled", task_id=task_id, final=final)
+        raise TaskFailedError(
+            final.status_message or f"task {task_id} {final.status}", task_id=task_id, final=final
+        )
