@@ -9,10 +9,24 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).parent.parent
-EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 
 
-@pytest.mark.parametrize("example", EXAMPLES, ids=[e.stem for e in EXAMPLES])
+def _sdk_marks(example: Path) -> list[pytest.MarkDecorator]:
+    # Examples named *sdk1* / *sdk2* need that MCP SDK's environment (see noxfile.py).
+    return [
+        mark
+        for sdk, mark in (("sdk1", pytest.mark.mcp1), ("sdk2", pytest.mark.mcp2))
+        if sdk in example.name
+    ]
+
+
+EXAMPLES = [
+    pytest.param(example, id=example.stem, marks=_sdk_marks(example))
+    for example in sorted((ROOT / "examples").glob("*.py"))
+]
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
 def test_example_output(example: Path) -> None:
     """Each example runs and prints exactly its recorded output."""
     result = subprocess.run(

@@ -31,7 +31,7 @@ from ._common import PushedStatuses, TaskAdapter, logger
 if TYPE_CHECKING:
     from mcp.client.session import ClientSession, MessageHandlerFnT
 
-__all__ = ["CoreTasks", "TaskNotifications"]
+__all__ = ["CoreTasks", "TaskNotifications", "demo_server"]
 
 # A task-augmented tools/call answers CreateTaskResult, or CallToolResult when the server
 # ran the tool at once or refused it (mcp 1.x servers answer every tool error that way).
@@ -150,3 +150,14 @@ class CoreTasks(TaskAdapter[types.Task]):
             task_id=task_id,
             final=final,
         )
+
+
+def demo_server() -> Any:
+    """Return a low-level mcp 1.x server with 2025-11-25 tasks and demo tools.
+
+    Its tools (``work``, ``fail``, ``wait_cancel``, ``ask``) are described in
+    ``rxtasks.mcp._server_sdk1``. Use one server per connection.
+    """
+    from ._server_sdk1 import build_core_server
+
+    return build_core_server()

@@ -49,6 +49,7 @@ __all__ = [
     "ExtensionTask",
     "ExtensionTasks",
     "TaskNotifications",
+    "demo_server",
     "session_options",
 ]
 
@@ -336,6 +337,18 @@ class ExtensionTasks(TaskAdapter[ExtensionTask]):
         assert final is not None
         assert is_terminal(final.status)
         return self.outcome(final)
+
+
+def demo_server() -> Any:
+    """Return a FastMCP server with the tasks extension and demo tools, for trying things.
+
+    Its tools (``work``, ``quick``, ``slow``, ``fail``, ``wait_cancel``, ``ask``, ``echo``)
+    are described in ``rxtasks.mcp._server_sdk2``; connect in process with fastmcp's
+    ``FastMCPTransport(demo_server()).connect_session(**session_options())``.
+    """
+    from ._server_sdk2 import build_extension_server
+
+    return build_extension_server()
 
 
 # -- 2025-11-25 tasks through an mcp 2.x session ---------------------------------------------
