@@ -107,3 +107,10 @@ def soak(session: nox.Session) -> None:
     # A soak test longer than the 60 s default sets @pytest.mark.timeout; exit code 5 means
     # no soak test exists yet.
     session.run("pytest", "-m", "soak", *session.posargs, success_codes=[0, 5])
+
+
+@nox.session
+def bench(session: nox.Session) -> None:
+    """Benchmarks against the SDK's generator (not run by default; `-- --quick` for a spot check)."""
+    install_groups(session, "bench")
+    session.run("python", "benchmarks/run.py", *session.posargs)
