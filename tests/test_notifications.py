@@ -53,7 +53,9 @@ def _raise(error: Exception) -> None:
 
 async def test_push_is_emitted_at_once_and_reschedules(virtual_time: VirtualClock) -> None:
     """A pushed status arrives before the next poll would; the next poll is due after it."""
-    server = FakeTaskServer({"t": steps("working", "working", "completed", interval_ms=1000)})
+    server = FakeTaskServer(
+        {"t": steps("working", "working", "completed", interval_ms=1000)}, epoch=T0
+    )
     subject = Subject[Any]()
     seen = await run_poll(server, subject, (0.4, pushed("t", "input_required", 0.4, 500)))
     assert [(t, s) for t, s, _ in seen] == [
@@ -67,7 +69,7 @@ async def test_push_is_emitted_at_once_and_reschedules(virtual_time: VirtualCloc
 
 async def test_terminal_push_ends_without_another_call(virtual_time: VirtualClock) -> None:
     """A terminal push completes the stream and cancels the call in flight."""
-    server = FakeTaskServer({"t": [Step("working", 100), Step("working", latency=10)]})
+    server = FakeTaskServer({"t": [Step("working", 100), Step("working", latency=10)]}, epoch=T0)
     subject = Subject[Any]()
     seen = await run_poll(server, subject, (0.5, pushed("t", "completed", 0.5)))
     assert [(t, s) for t, s, _ in seen] == [(0.0, "working"), (0.5, "completed")]
@@ -77,7 +79,7 @@ async def test_terminal_push_ends_without_another_call(virtual_time: VirtualCloc
 
 async def test_pushes_for_other_tasks_are_ignored(virtual_time: VirtualClock) -> None:
     """Only this task's id counts; a notification stream is shared by all tasks."""
-    server = FakeTaskServer({"t": steps("working", "completed", interval_ms=1000)})
+    server = FakeTaskServer({"t": steps("working", "completed", interval_ms=1000)}, epoch=T0)
     subject = Subject[Any]()
     seen = await run_poll(server, subject, (0.5, pushed("other", "completed", 0.5)))
     assert [(t, s) for t, s, _ in seen] == [(0.0, "working"), (1.0, "completed")]
@@ -85,7 +87,9 @@ async def test_pushes_for_other_tasks_are_ignored(virtual_time: VirtualClock) ->
 
 async def test_stale_push_is_not_emitted(virtual_time: VirtualClock) -> None:
     """A push older than what was emitted (lastUpdatedAt) is dropped."""
-    server = FakeTaskServer({"t": steps("working", "working", "completed", interval_ms=1000)})
+    server = FakeTaskServer(
+        {"t": steps("working", "working", "completed", interval_ms=1000)}, epoch=T0
+    )
     subject = Subject[Any]()
     seen = await run_poll(
         server,
@@ -103,7 +107,9 @@ async def test_stale_push_is_not_emitted(virtual_time: VirtualClock) -> None:
 
 async def test_silent_server_is_polled_as_without_notifications(virtual_time: VirtualClock) -> None:
     """Polling stays the fallback: no pushes, same calls at the same times."""
-    server = FakeTaskServer({"t": steps("working", "input_required", "completed", interval_ms=250)})
+    server = FakeTaskServer(
+        {"t": steps("working", "input_required", "completed", interval_ms=250)}, epoch=T0
+    )
     seen = await run_poll(server, Subject[Any]())
     assert [c.started for c in server.calls] == [0.0, 0.25, 0.5]
     assert len(seen) == 3
@@ -113,7 +119,7 @@ async def test_failed_notifications_leave_polling_on(
     virtual_time: VirtualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     """An error in the notification stream is logged; polling goes on."""
-    server = FakeTaskServer({"t": steps("working", "completed", interval_ms=1000)})
+    server = FakeTaskServer({"t": steps("working", "completed", interval_ms=1000)}, epoch=T0)
     notifications: reactivex.Observable[Any] = reactivex.throw(OSError("stream closed"))
     seen: list[object] = []
     with caplog.at_level(logging.WARNING, logger="rxtasks"):
@@ -127,7 +133,9 @@ async def test_failed_notifications_leave_polling_on(
 
 async def test_push_wakes_the_pull_bridge(virtual_time: VirtualClock) -> None:
     """With async for, a push from another task is delivered before the timer fires."""
-    server = FakeTaskServer({"t": steps("working", "working", "completed", interval_ms=1000)})
+    server = FakeTaskServer(
+        {"t": steps("working", "working", "completed", interval_ms=1000)}, epoch=T0
+    )
     subject = Subject[Any]()
     seen: list[tuple[float, object]] = []
     async with anyio.create_task_group() as tg:
@@ -162,7 +170,9 @@ class Canceller:
 
 async def test_cancel_sent_when_leaving_open_stream(virtual_time: VirtualClock) -> None:
     """Leaving the block before the task ends sends tasks/cancel once, shielded."""
-    server = FakeTaskServer({"t": steps("working", "working", "completed", interval_ms=1000)})
+    server = FakeTaskServer(
+        {"t": steps("working", "working", "completed", interval_ms=1000)}, epoch=T0
+    )
     cancel = Canceller()
     source = rxtasks.poll(server.get_task, "t", cancel_task=cancel)
     async with rxtasks.open_stream(source) as results:
@@ -174,8 +184,8 @@ async def test_cancel_sent_when_leaving_open_stream(virtual_time: VirtualClock) 
 async def test_no_cancel_after_terminal_or_error(virtual_time: VirtualClock) -> None:
     """A stream that ended by itself cancels nothing."""
     cancel = Canceller()
-    done = FakeTaskServer({"t": steps("working", "completed", interval_ms=10)})
-    failing = FakeTaskServer({"t": [Step("working", 10), Step(error=OSError("gone"))]})
+    done = FakeTaskServer({"t": steps("working", "completed", interval_ms=10)}, epoch=T0)
+    failing = FakeTaskServer({"t": [Step("working", 10), Step(error=OSError("gone"))]}, epoch=T0)
     for server in (done, failing):
         async with AnyioScheduler() as scheduler:
             subscription = rxtasks.poll(server.get_task, "t", cancel_task=cancel).subscribe(
@@ -187,7 +197,9 @@ async def test_no_cancel_after_terminal_or_error(virtual_time: VirtualClock) -> 
 
 async def test_cancel_on_aclose_and_cancellation_not_on_break(virtual_time: VirtualClock) -> None:
     """The pull bridge sends it on aclose() and when cancelled; a bare break cannot."""
-    server = FakeTaskServer({"t": [Step("working", 100), Step("working", 100, latency=5)]})
+    server = FakeTaskServer(
+        {"t": [Step("working", 100), Step("working", 100, latency=5)]}, epoch=T0
+    )
     cancel = Canceller()
     async with rxtasks.iterate(rxtasks.poll(server.get_task, "t", cancel_task=cancel)) as items:
         await anext(items)
@@ -209,7 +221,9 @@ async def test_failing_or_hanging_cancel_is_logged_not_raised(
     """Best effort: an error is logged; a hang is abandoned after CANCEL_TIMEOUT_S."""
     with caplog.at_level(logging.WARNING, logger="rxtasks"):
         for cancel in (Canceller(error=OSError("no route")), Canceller(hang=True)):
-            server = FakeTaskServer({"t": steps("working", "completed", interval_ms=1000)})
+            server = FakeTaskServer(
+                {"t": steps("working", "completed", interval_ms=1000)}, epoch=T0
+            )
             start = anyio.current_time()
             async with rxtasks.open_stream(
                 rxtasks.poll(server.get_task, "t", cancel_task=cancel)

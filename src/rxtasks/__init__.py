@@ -8,6 +8,7 @@ A map of the package, in the order it is built (each layer uses only those above
   pull scheduler behind `iterate`; reactivex's ``AsyncIOScheduler`` is accepted too.
 - bridges to ``async for``: `iterate` and `poll_until_terminal` (lazy, in the consumer's
   task), `open_stream` (structured, in an ``async with`` block).
+- policies (`PollPolicy`, `Retry`): for servers you do not control.
 - errors: `RxTasksError` and its subclasses.
 """
 
@@ -19,17 +20,22 @@ from ._bridge import open_stream as open_stream
 from ._bridge import poll_until_terminal as poll_until_terminal
 from ._errors import BufferOverflowError as BufferOverflowError
 from ._errors import InvalidResultError as InvalidResultError
+from ._errors import PollManyError as PollManyError
+from ._errors import PollTimeoutError as PollTimeoutError
 from ._errors import RxTasksError as RxTasksError
 from ._errors import SchedulerError as SchedulerError
 from ._errors import StalledError as StalledError
 from ._errors import StreamError as StreamError
 from ._errors import TaskCancelledError as TaskCancelledError
 from ._errors import TaskError as TaskError
+from ._errors import TaskExpiredError as TaskExpiredError
 from ._errors import TaskFailedError as TaskFailedError
 from ._errors import TaskNotCreatedError as TaskNotCreatedError
 from ._observable import CANCEL_TIMEOUT_S as CANCEL_TIMEOUT_S
 from ._observable import from_async as from_async
 from ._observable import poll as poll
+from ._policy import PollPolicy as PollPolicy
+from ._policy import Retry as Retry
 from ._status import TERMINAL_STATUSES as TERMINAL_STATUSES
 from ._status import is_terminal as is_terminal
 
@@ -40,6 +46,10 @@ __all__ = [
     "BufferOverflowError",
     "InvalidResultError",
     "ObservableIterator",
+    "PollManyError",
+    "PollPolicy",
+    "PollTimeoutError",
+    "Retry",
     "RxTasksError",
     "SchedulerError",
     "SchedulerStatistics",
@@ -47,6 +57,7 @@ __all__ = [
     "StreamError",
     "TaskCancelledError",
     "TaskError",
+    "TaskExpiredError",
     "TaskFailedError",
     "TaskNotCreatedError",
     "from_async",

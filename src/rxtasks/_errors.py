@@ -7,6 +7,9 @@ Hierarchy::
     │                               (also a TypeError)
     ├── SchedulerError              no scheduler that can run get_task, or one used wrongly
     │                               (also a RuntimeError)
+    ├── PollTimeoutError            the policy's overall deadline passed (also a TimeoutError)
+    ├── TaskExpiredError            the task's ttl passed before it ended
+    ├── PollManyError               poll_many: some tasks failed (also an ExceptionGroup)
     ├── StreamError                 a bridge cannot deliver what the pipeline produced
     │   ├── BufferOverflowError     open_stream's bounded buffer filled up
     │   └── StalledError            iterate()'s pipeline waits on work iterate() cannot drive
@@ -21,15 +24,24 @@ wrapped: they reach ``on_error`` and ``async for`` as the same exception object.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Self
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from datetime import datetime
+
 __all__ = [
     "BufferOverflowError",
     "InvalidResultError",
+    "PollManyError",
+    "PollTimeoutError",
     "RxTasksError",
     "SchedulerError",
     "StalledError",
     "StreamError",
     "TaskCancelledError",
     "TaskError",
+    "TaskExpiredError",
     "TaskFailedError",
     "TaskNotCreatedError",
 ]
@@ -62,6 +74,74 @@ class SchedulerError(RxTasksError, RuntimeError):
 
     Also raised when a scheduler is used outside the event loop it belongs to.
     """
+
+
+class PollTimeoutError(RxTasksError, TimeoutError):
+    """Raised when a poll's ``timeout_ms`` (`PollPolicy`) passes before a terminal status.
+
+    The call in flight is cancelled; nothing is called afterwards.
+
+    Attributes:
+        task_id: The task.
+        last_result: The last result emitted, or None if none arrived.
+        timeout_ms: The deadline that passed, in milliseconds.
+    """
+
+    def __init__(
+        self, message: str, *, task_id: str, last_result: object, timeout_ms: float
+    ) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.last_result = last_result
+        self.timeout_ms = timeout_ms
+
+
+class TaskExpiredError(RxTasksError):
+    """Raised when a task's ttl has passed and it is still not terminal.
+
+    The server may delete a task after its ttl (``createdAt`` + ``ttl``/``ttlMs``); a
+    poll with the ttl backstop (`PollPolicy`) ends with this instead of polling on, and
+    turns a "not found" answer after the ttl into this error (chained as its cause).
+
+    Attributes:
+        task_id: The task.
+        last_result: The last result emitted.
+        expired_at: When the ttl ran out (the server's clock, UTC).
+    """
+
+    def __init__(
+        self, message: str, *, task_id: str, last_result: object, expired_at: datetime
+    ) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.last_result = last_result
+        self.expired_at = expired_at
+
+
+class PollManyError(ExceptionGroup[Exception], RxTasksError):
+    """Raised by `poll_many` after the other tasks ended, when some of its polls failed.
+
+    One task's error does not end the others: their results keep coming, and this
+    group, holding each failed task's error unchanged, ends the stream at the end.
+    Handle it with ``except*``, or look the errors up by task in `failures`.
+
+    Attributes:
+        failures: Each failed task's id and its error.
+    """
+
+    def __init__(self, message: str, exceptions: Sequence[Exception], /) -> None:
+        super().__init__(message, exceptions)
+        self.failures: dict[str, Exception] = {}
+
+    @classmethod
+    def from_failures(cls, failures: dict[str, Exception]) -> Self:
+        """Build the group from each failed task's id and error."""
+        group = cls(
+            f"{len(failures)} polled task(s) failed: {', '.join(failures)}",
+            list(failures.values()),
+        )
+        group.failures = dict(failures)
+        return group
 
 
 class StreamError(RxTasksError):

@@ -8,7 +8,16 @@ import anyio
 from reactivex import Observable, abc
 
 from ._awaiting import AwaitRunner, resolve_scheduler
-from ._status import ResultReader, logger, task_id_of, updated_at_of, validate_interval_ms
+from ._errors import PollTimeoutError, TaskExpiredError
+from ._policy import PollPolicy, is_not_found
+from ._status import (
+    ResultReader,
+    expiry_of,
+    logger,
+    task_id_of,
+    updated_at_of,
+    validate_interval_ms,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -72,6 +81,7 @@ def poll(
     scheduler: abc.SchedulerBase | None = None,
     notifications: Observable[Any] | None = None,
     cancel_task: Callable[[str], Awaitable[object]] | None = None,
+    policy: PollPolicy | None = None,
 ) -> Observable[T]:
     """Poll one task at the pace the server asks for, as a cold observable.
 
@@ -114,6 +124,9 @@ def poll(
             `CANCEL_TIMEOUT_S` seconds; its errors are logged, not raised. It is not
             called when the stream ends by itself (terminal result or error). With
             `iterate` it runs on ``aclose()`` or cancellation, not on a bare ``break``.
+        policy: Limits for servers you do not control (`PollPolicy`): a floor and a cap
+            on the interval, an overall timeout, retries of transient errors, the ttl
+            backstop. Without one, every hint is followed and every error ends the poll.
 
     Returns:
         An observable of every result, ending with the terminal one.
@@ -121,6 +134,9 @@ def poll(
     Raises:
         TypeError: If ``default_interval_ms`` is not a number.
         ValueError: If ``default_interval_ms`` is negative, NaN or infinite.
+
+    The stream's errors: ``get_task`` 's own (unchanged), `InvalidResultError`, and with
+    a policy `PollTimeoutError` and `TaskExpiredError`.
 
     Example:
         >>> async def main() -> None:
@@ -139,10 +155,10 @@ def poll(
         observer: abc.ObserverBase[T], subscribe_scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
         timers, runner = resolve_scheduler(scheduler or subscribe_scheduler, caller="poll()")
-        poller = _Poller(observer, timers, runner, get_task, task_id, default_ms, cancel_task)
-        poller.request()
-        if notifications is not None:
-            poller.listen(notifications)
+        poller = _Poller(
+            observer, timers, runner, get_task, task_id, default_ms, cancel_task, policy
+        )
+        poller.start(notifications)
         return poller
 
     return Observable(subscribe)
@@ -164,10 +180,16 @@ class _Poller(abc.DisposableBase, Generic[T]):
     __slots__ = (
         "_call",
         "_cancel_task",
+        "_deadline",
+        "_deadline_at",
+        "_expiry",
+        "_failures",
         "_get_task",
+        "_last_result",
         "_last_updated",
         "_listening",
         "_observer",
+        "_policy",
         "_push_subscription",
         "_reader",
         "_runner",
@@ -186,6 +208,7 @@ class _Poller(abc.DisposableBase, Generic[T]):
         task_id: str,
         default_interval_ms: float,
         cancel_task: Callable[[str], Awaitable[object]] | None,
+        policy: PollPolicy | None = None,
     ) -> None:
         self._observer = observer
         self._timers = timers
@@ -199,12 +222,36 @@ class _Poller(abc.DisposableBase, Generic[T]):
         self._push_subscription: abc.DisposableBase | None = None
         self._listening = False
         self._last_updated: datetime | None = None
+        self._policy = policy
+        self._deadline: abc.DisposableBase | None = None
+        self._deadline_at: float | None = None  # the loop time of the deadline, see _fetch
+        self._expiry: datetime | None = None  # the ttl backstop, once a result tells it
+        self._failures = 0  # transient errors in a row
+        self._last_result: T | None = None
         self.disposed = False
+
+    def start(self, notifications: Observable[Any] | None) -> None:
+        policy = self._policy
+        if policy is not None and policy.timeout_ms is not None:
+            self._deadline = self._timers.schedule_relative(
+                policy.timeout_ms / 1000, self._on_timeout
+            )
+            if getattr(self._runner, "awaits_inline", False):
+                # iterate()'s scheduler awaits in the consumer's task, so no timer fires
+                # while a call hangs: the call itself must stop at the deadline.
+                self._deadline_at = anyio.current_time() + policy.timeout_ms / 1000
+        self.request()
+        if notifications is not None:
+            self.listen(notifications)
 
     def request(self, _scheduler: abc.SchedulerBase | None = None, _state: object = None) -> None:
         self._timer = None
-        if not self.disposed:
-            self._call = self._runner.schedule_await(self._fetch, self._on_result, self._on_error)
+        if self.disposed:
+            return
+        if self._expiry is not None and self._timers.now >= self._expiry:
+            self._fail(self._expired())
+            return
+        self._call = self._runner.schedule_await(self._fetch, self._on_result, self._on_error)
 
     def listen(self, notifications: Observable[Any]) -> None:
         self._listening = True
@@ -217,7 +264,14 @@ class _Poller(abc.DisposableBase, Generic[T]):
             self._push_subscription = subscription
 
     def _fetch(self) -> Awaitable[T]:
+        if self._deadline_at is not None:
+            return self._fetch_before_deadline(self._deadline_at)
         return self._get_task(self._task_id)
+
+    async def _fetch_before_deadline(self, deadline: float) -> T:
+        with anyio.CancelScope(deadline=deadline):
+            return await self._get_task(self._task_id)
+        raise _DeadlinePassed
 
     def _on_result(self, result: T) -> None:
         self._call = None
@@ -227,8 +281,9 @@ class _Poller(abc.DisposableBase, Generic[T]):
         try:
             terminal = reader.is_terminal(reader.status(result))
         except Exception as exc:  # noqa: BLE001 -- routed to on_error, the Rx contract
-            self._on_error(exc)
+            self._fail(exc)
             return
+        self._failures = 0
         if self._listening and self._is_stale(result):
             # A push already told us something newer: keep polling, emit nothing.
             self._schedule_next(result)
@@ -265,6 +320,9 @@ class _Poller(abc.DisposableBase, Generic[T]):
             updated = updated_at_of(result)
             if updated is not None:
                 self._last_updated = updated
+        self._last_result = result
+        if self._policy is not None and self._policy.ttl_backstop and not terminal:
+            self._expiry = expiry_of(result)
         self._observer.on_next(result)
         if terminal:
             self._finish()
@@ -273,9 +331,10 @@ class _Poller(abc.DisposableBase, Generic[T]):
             self._schedule_next(result)
 
     def _schedule_next(self, result: T) -> None:
-        self._timer = self._timers.schedule_relative(
-            self._reader.delay_seconds(result), self.request
-        )
+        delay = self._reader.delay_seconds(result)
+        if self._policy is not None:
+            delay = self._policy.clamp(delay)
+        self._timer = self._timers.schedule_relative(delay, self.request)
 
     def _is_stale(self, result: object) -> bool:
         last = self._last_updated
@@ -285,7 +344,61 @@ class _Poller(abc.DisposableBase, Generic[T]):
         return updated is not None and updated < last
 
     def _on_error(self, error: Exception) -> None:
+        """An error of ``get_task``: maybe the ttl ran out, maybe retry, else the end."""
         self._call = None
+        if self.disposed:
+            return
+        if isinstance(error, _DeadlinePassed):
+            self._on_timeout(self._timers)
+            return
+        if self._expiry is not None and is_not_found(error) and self._timers.now >= self._expiry:
+            expired = self._expired()
+            expired.__cause__ = error
+            self._fail(expired)
+            return
+        retry = self._policy.retry if self._policy is not None else None
+        if retry is not None and self._failures < retry.attempts and retry.is_transient(error):
+            delay_ms = retry.delay_ms(self._failures)
+            self._failures += 1
+            logger.info(
+                "task %s: get_task failed (%r); retry %d of %d in %.0f ms",
+                self._task_id,
+                error,
+                self._failures,
+                retry.attempts,
+                delay_ms,
+            )
+            self._timer = self._timers.schedule_relative(delay_ms / 1000, self.request)
+            return
+        self._fail(error)
+
+    def _on_timeout(self, _scheduler: abc.SchedulerBase, _state: object = None) -> None:
+        self._deadline = None
+        if self.disposed:
+            return
+        assert self._policy is not None
+        assert self._policy.timeout_ms is not None
+        self._fail(
+            PollTimeoutError(
+                f"task {self._task_id} was not terminal after {self._policy.timeout_ms} ms",
+                task_id=self._task_id,
+                last_result=self._last_result,
+                timeout_ms=self._policy.timeout_ms,
+            )
+        )
+
+    def _expired(self) -> TaskExpiredError:
+        assert self._expiry is not None
+        return TaskExpiredError(
+            f"task {self._task_id} outlived its ttl (expired at {self._expiry.isoformat()})"
+            " and may have been deleted by the server",
+            task_id=self._task_id,
+            last_result=self._last_result,
+            expired_at=self._expiry,
+        )
+
+    def _fail(self, error: Exception) -> None:
+        """End with an error: stop everything (cancelling the call in flight)."""
         if not self.disposed:
             self._finish()
             self._observer.on_error(error)
@@ -304,14 +417,10 @@ class _Poller(abc.DisposableBase, Generic[T]):
             self._runner.schedule_await(self._send_cancel, _ignore, _ignore)
 
     def _drop(self) -> None:
-        call, timer, pushes = self._call, self._timer, self._push_subscription
-        self._call = self._timer = self._push_subscription = None
-        if call is not None:
-            call.dispose()
-        if timer is not None:
-            timer.dispose()
-        if pushes is not None:
-            pushes.dispose()
+        for disposable in (self._call, self._timer, self._push_subscription, self._deadline):
+            if disposable is not None:
+                disposable.dispose()
+        self._call = self._timer = self._push_subscription = self._deadline = None
 
     async def _send_cancel(self) -> None:
         assert self._cancel_task is not None
@@ -327,6 +436,10 @@ class _Poller(abc.DisposableBase, Generic[T]):
                 self._task_id,
                 CANCEL_TIMEOUT_S,
             )
+
+
+class _DeadlinePassed(Exception):
+    """A call cut short by the poll's deadline."""
 
 
 def _ignore(_: object) -> None:

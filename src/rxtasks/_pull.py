@@ -67,6 +67,9 @@ class PullScheduler(LoopClockScheduler):
     It must be created inside the event loop (it reads the loop's clock).
     """
 
+    #: Awaits run inline in the consumer's task: no timer fires while one is in flight.
+    awaits_inline = True
+
     def __init__(self) -> None:
         super().__init__()
         # (due, seq, start, delay, entry); seq keeps FIFO order among equal due times.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from numbers import Real
 from typing import Final, cast
@@ -16,6 +16,7 @@ __all__ = [
     "KNOWN_STATUSES",
     "TERMINAL_STATUSES",
     "ResultReader",
+    "expiry_of",
     "is_terminal",
     "task_id_of",
     "updated_at_of",
@@ -96,13 +97,7 @@ def task_id_of(result: object) -> object:
     return _first_field(result, ("taskId", "task_id"))
 
 
-def updated_at_of(result: object) -> datetime | None:
-    """Return when the task last changed (``lastUpdatedAt``), or None if unknown.
-
-    SDK models carry a ``datetime``; raw JSON an ISO-8601 string. A value without a time
-    zone is taken as UTC; one that cannot be read is unknown.
-    """
-    value = _first_field(result, ("lastUpdatedAt", "last_updated_at"))
+def _as_datetime(value: object) -> datetime | None:
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value)
@@ -111,6 +106,32 @@ def updated_at_of(result: object) -> datetime | None:
     if not isinstance(value, datetime):
         return None
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def expiry_of(result: object) -> datetime | None:
+    """Return when the task's ttl runs out (``createdAt`` + ``ttl``/``ttlMs``), or None.
+
+    None when the result has no creation time, no ttl, an unlimited ttl (``null``), or
+    a ttl that is not a finite number of milliseconds >= 0.
+    """
+    ttl = _first_field(result, ("ttlMs", "ttl_ms", "ttl"))
+    created = _as_datetime(_first_field(result, ("createdAt", "created_at")))
+    seconds = _hint_seconds(ttl)
+    if created is None or seconds is None:
+        return None
+    try:
+        return created + timedelta(seconds=seconds)
+    except OverflowError:  # a ttl of centuries: no backstop worth having
+        return None
+
+
+def updated_at_of(result: object) -> datetime | None:
+    """Return when the task last changed (``lastUpdatedAt``), or None if unknown.
+
+    SDK models carry a ``datetime``; raw JSON an ISO-8601 string. A value without a time
+    zone is taken as UTC; one that cannot be read is unknown.
+    """
+    return _as_datetime(_first_field(result, ("lastUpdatedAt", "last_updated_at")))
 
 
 def _hint_seconds(value: object) -> float | None:
