@@ -1,0 +1,5 @@
+"""``python -m rxtasks``: the command line (see `rxtasks.cli`)."""
+
+from .cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,334 @@
+"""The command line: ``python -m rxtasks demo`` and ``python -m rxtasks watch URL --tool NAME``.
+
+A map of the subpackage:
+
+- this module: the arguments, the choice of SDK, exit codes and one-line errors.
+- `_view`: the live table (rich) or plain lines; no SDK.
+- `_run`: the commands' flows (start, poll everything at once, show, report); no SDK.
+- `_sdk1` / `_sdk2`: the session and task adapter of mcp 1.x / mcp 2.x (imported lazily,
+  for the installed SDK only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from functools import partial
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from .._status import validate_interval_ms
+from ..mcp import sdk_module
+from ._run import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    KINDS,
+    CommandError,
+    DemoOptions,
+    WatchOptions,
+    leaves,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from types import ModuleType
+
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "main"]
+
+_INSTALL = (
+    'pip install "rxtasks[mcp]" (mcp 2.x, the tasks extension)'
+    ' or pip install "rxtasks[mcp1]" (mcp 1.23-1.30, 2025-11-25 tasks)'
+)
+
+_DESCRIPTION = """\
+Poll MCP tasks at the pace their server asks for, and watch them live.
+
+A table on a terminal (one row per task: status, message, polls, elapsed);
+one line per change when the output is not a terminal."""
+
+_DEMO_DESCRIPTION = f"""\
+Start an MCP server with tasks in this process, call a batch of its tools as
+tasks, poll them all at once, each at the interval its server suggests, and show
+them live until they end; then print a summary.
+
+The batch cycles through these kinds of task: {", ".join(KINDS)}.
+work, quick and slow report progress at different speeds and suggest
+different poll intervals (250, 100 and 750 ms); fail fails halfway;
+wait_cancel runs until the demo cancels it halfway; ask needs input, which the
+demo answers.
+
+With the default options it takes about 5 seconds."""
+
+_WATCH_DESCRIPTION = """\
+Connect to an MCP server over Streamable HTTP, call a tool so that the server
+runs it as a task, and poll the task until it ends, at the interval the server
+suggests. The task's progress goes to stderr; its result text to stdout.
+
+With mcp 2.x (rxtasks[mcp]) the server must support the tasks extension
+(io.modelcontextprotocol/tasks); with mcp 1.x (rxtasks[mcp1]), 2025-11-25
+tasks. A task that needs input shows as input_required; watch does not
+answer it (Ctrl-C cancels the task)."""
+
+_WATCH_EPILOG = """\
+exit status:
+  0    the task completed
+  1    the task failed, was cancelled, or completed with a tool error
+  2    bad arguments, or the server could not be reached or used
+  130  interrupted (Ctrl-C); the task was asked to cancel
+
+example:
+  rxtasks watch http://127.0.0.1:8000/mcp --tool work --args '{"steps": 3}'"""
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _milliseconds(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0 (milliseconds), got {value}")
+    return value
+
+
+def _interval_ms(text: str) -> float:
+    try:
+        return validate_interval_ms(float(text), name="--interval-ms")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(
+            f"must be a JSON object such as '{{\"steps\": 3}}', got {text!r}"
+        )
+    return value  # pyright: ignore[reportUnknownVariableType] -- a JSON object
+
+
+def _common_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backend",
+        choices=("asyncio", "trio"),
+        default="asyncio",
+        help="the event loop to run on (default: asyncio; trio needs rxtasks[trio], and the"
+        " tasks extension's in-process server runs on asyncio only)",
+    )
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="print one line per change even on a terminal, instead of the live table",
+    )
+    parser.add_argument(
+        "--verbose", "-v", action="store_true", help="show the log messages of the SDK and server"
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the argument parser of ``rxtasks``."""
+    parser = argparse.ArgumentParser(
+        prog="rxtasks",
+        description=_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    from .. import __version__
+
+    parser.add_argument("--version", action="version", version=f"rxtasks {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo",
+        help="run a batch of tasks on an in-process MCP server and watch them live",
+        description=_DEMO_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    defaults = DemoOptions()
+    demo.add_argument(
+        "--tasks",
+        "-n",
+        type=_count,
+        default=defaults.tasks,
+        metavar="N",
+        help=f"how many tasks to start (default: {defaults.tasks}, one of each kind;"
+        " more repeat the kinds)",
+    )
+    demo.add_argument(
+        "--steps",
+        type=_count,
+        default=defaults.steps,
+        metavar="N",
+        help=f"progress steps of each work, quick and slow task (default: {defaults.steps})",
+    )
+    demo.add_argument(
+        "--step-ms",
+        type=_milliseconds,
+        default=defaults.step_ms,
+        metavar="MS",
+        help="how long one work step takes, in milliseconds; every other duration scales"
+        f" with it (quick steps take half, slow steps twice) (default: {defaults.step_ms})",
+    )
+    demo.add_argument(
+        "--protocol",
+        choices=("auto", "extension", "2025-11-25"),
+        default=defaults.protocol,
+        help="the tasks protocol: 'extension' (io.modelcontextprotocol/tasks, needs"
+        " rxtasks[mcp]) or '2025-11-25' (needs rxtasks[mcp1]); 'auto' (default) takes the"
+        " installed SDK's",
+    )
+    _common_options(demo)
+
+    watch = commands.add_parser(
+        "watch",
+        help="call a tool of a Streamable HTTP MCP server as a task and watch it to the end",
+        description=_WATCH_DESCRIPTION,
+        epilog=_WATCH_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    watch.add_argument("url", metavar="URL", help="the server's MCP endpoint, e.g. http://host/mcp")
+    watch.add_argument("--tool", required=True, metavar="NAME", help="the tool to call")
+    watch.add_argument(
+        "--args",
+        dest="arguments",
+        type=_json_object,
+        default={},
+        metavar="JSON",
+        help="the tool's arguments, a JSON object (default: {})",
+    )
+    watch.add_argument(
+        "--interval-ms",
+        type=_interval_ms,
+        default=500,
+        metavar="MS",
+        help="poll interval when the server suggests none, in milliseconds (default: 500)",
+    )
+    _common_options(watch)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``rxtasks`` command line.
+
+    Args:
+        argv: The arguments after the program name; default: ``sys.argv[1:]``.
+
+    Returns:
+        The exit code (see ``rxtasks watch --help``).
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or a usage error (already printed)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    command: str = args.command
+    options: DemoOptions | WatchOptions
+    if command == "demo":
+        options = DemoOptions(
+            tasks=args.tasks,
+            steps=args.steps,
+            step_ms=args.step_ms,
+            protocol=args.protocol,
+            backend=args.backend,
+            plain=args.plain,
+            verbose=args.verbose,
+        )
+    else:
+        options = WatchOptions(
+            url=args.url,
+            tool=args.tool,
+            arguments=args.arguments,
+            interval_ms=args.interval_ms,
+            backend=args.backend,
+            plain=args.plain,
+            verbose=args.verbose,
+        )
+    try:
+        return _run(command, options)
+    except CommandError as exc:
+        _error(command, str(exc))
+        return EXIT_USAGE
+
+
+def _error(command: str, message: str) -> None:
+    print(f"rxtasks {command}: {message}", file=sys.stderr)  # noqa: T201
+
+
+def _sdk(command: str, options: DemoOptions | WatchOptions) -> ModuleType:
+    """Import the command module of the installed SDK (and the protocol asked for)."""
+    try:
+        name = sdk_module()
+    except ImportError:
+        raise CommandError(f"install an MCP SDK: {_INSTALL}") from None
+    if isinstance(options, DemoOptions):
+        wanted = {"extension": "rxtasks.mcp.sdk2", "2025-11-25": "rxtasks.mcp.sdk1"}
+        if wanted.get(options.protocol, name) != name:
+            extra = "mcp" if options.protocol == "extension" else "mcp1"
+            raise CommandError(
+                f"the {options.protocol} demo needs the other MCP SDK: pip install"
+                f' "rxtasks[{extra}]" in an environment of its own (mcp 1.x and 2.x cannot'
+                " share one)"
+            )
+    try:
+        return import_module(f"rxtasks.cli._{name.rsplit('.', 1)[1]}")
+    except ImportError as exc:  # e.g. rich, or fastmcp-tasks, is missing
+        raise CommandError(f"{exc}; install the commands' dependencies: {_INSTALL}") from None
+
+
+def _run(command: str, options: DemoOptions | WatchOptions) -> int:
+    sdk = _sdk(command, options)
+    if options.backend not in sdk.BACKENDS[command]:
+        raise CommandError(
+            f"--backend {options.backend} is not supported here: {sdk.BACKENDS_WHY[command]}"
+        )
+    if options.backend == "trio":
+        try:
+            import_module("trio")
+        except ImportError:
+            raise CommandError('--backend trio needs trio: pip install "rxtasks[trio]"') from None
+    _configure_logging(options.verbose, sdk.NOISY_LOGGERS)
+
+    import anyio
+    from rich.console import Console
+
+    # demo: the view is the output. watch: the view is progress (stderr); stdout gets
+    # the tool's result, for pipes.
+    console = Console(stderr=command == "watch")
+    entry = sdk.demo if command == "demo" else sdk.watch
+    try:
+        code: int = anyio.run(partial(entry, options, console), backend=options.backend)
+    except BaseException as exc:
+        # trio raises Ctrl-C inside an exception group; asyncio raises it bare.
+        if any(isinstance(leaf, KeyboardInterrupt) for leaf in leaves(exc)):
+            # Leaving the poll cancelled the task on the server (cancel_on_dispose).
+            asked = "; the task was asked to cancel" if command == "watch" else ""
+            _error(command, f"interrupted{asked}")
+            return EXIT_INTERRUPTED
+        message = sdk.explain(exc, options) if isinstance(exc, Exception) else None
+        if message is None:
+            raise
+        _error(command, message)
+        return EXIT_USAGE
+    return code
+
+
+def _configure_logging(verbose: bool, noisy: Sequence[str]) -> None:
+    if verbose:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        return
+    # The SDKs and servers log harmless noise (a traceback for the tool that fails on
+    # purpose, closed SSE streams), some of it through the root logger or handlers of
+    # their own; rxtasks' own warnings (a cancel that failed) still show.
+    logging.getLogger().setLevel(logging.CRITICAL)
+    for name in noisy:
+        logging.getLogger(name).setLevel(logging.CRITICAL + 1)
+    logging.getLogger("rxtasks").setLevel(logging.WARNING)

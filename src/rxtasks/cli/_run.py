@@ -1,0 +1,313 @@
+"""The commands' flows for any SDK: start tasks, poll them together, show them, report.
+
+Each SDK module (`rxtasks.cli._sdk1`, `rxtasks.cli._sdk2`) connects a session and wraps
+its task adapter in a `Driver`; everything after that is here, once.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
+
+import anyio
+import reactivex
+from reactivex import operators as ops
+
+from .._bridge import open_stream
+from .._status import is_terminal
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from reactivex import Observable
+
+    from ._view import TaskView
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "KINDS",
+    "CommandError",
+    "DemoOptions",
+    "Driver",
+    "Outcome",
+    "State",
+    "TaskSpec",
+    "WatchOptions",
+    "demo_batch",
+    "leaves",
+    "report",
+    "run_demo",
+    "run_watch",
+]
+
+S = TypeVar("S")
+
+#: The kinds of task in the demo's batch, in the order they repeat.
+KINDS = ("work", "quick", "slow", "fail", "wait_cancel", "ask")
+
+#: Exit codes: ``watch`` uses them all, ``demo`` all but `EXIT_FAILED`.
+EXIT_OK = 0
+EXIT_FAILED = 1  # the task failed, was cancelled, or completed with a tool error
+EXIT_USAGE = 2  # bad arguments, or the server could not be reached or used
+EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
+
+#: What the demo answers when a task asks for input.
+DEMO_ANSWER = "42"
+
+
+class CommandError(Exception):
+    """A command cannot go on; its message is the whole one-line explanation."""
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    """The options of ``rxtasks demo`` (see its ``--help``)."""
+
+    tasks: int = 6  # one of each of the `KINDS`
+    steps: int = 4
+    step_ms: int = 400
+    protocol: str = "auto"
+    backend: str = "asyncio"
+    plain: bool = False
+    verbose: bool = False
+
+
+@dataclass(frozen=True)
+class WatchOptions:
+    """The options of ``rxtasks watch`` (see its ``--help``)."""
+
+    url: str
+    tool: str
+    arguments: dict[str, Any] = field(default_factory=dict[str, Any])
+    interval_ms: float = 500
+    backend: str = "asyncio"
+    plain: bool = False
+    verbose: bool = False
+
+
+@dataclass(frozen=True)
+class State:
+    """One task state, as the view shows it.
+
+    Attributes:
+        status: The task's status.
+        message: Its status message, if any.
+        pushed: Whether the server pushed it (a notification) rather than a poll found it.
+    """
+
+    status: str
+    message: str | None = None
+    pushed: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a task ended, for people.
+
+    Attributes:
+        status: Its terminal status.
+        text: The result's text, or why it failed or was cancelled.
+        tool_error: Whether it completed with a tool error (``isError``).
+    """
+
+    status: str
+    text: str
+    tool_error: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Whether the task completed with a result that is not a tool error."""
+        return self.status == "completed" and not self.tool_error
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task of the demo's batch.
+
+    Attributes:
+        label: The name shown for it (unique in the batch).
+        tool: The tool to call.
+        arguments: Its arguments.
+        cancel_after_s: Cancel the task this many seconds after it starts, if set.
+    """
+
+    label: str
+    tool: str
+    arguments: dict[str, Any]
+    cancel_after_s: float | None = None
+
+
+class Driver(Protocol, Generic[S]):
+    """What the commands need from one SDK's task adapter; ``S`` is its task state type."""
+
+    async def start(self, tool: str, arguments: dict[str, Any]) -> str:
+        """Call the tool as a task; return the task id."""
+        ...
+
+    def poll(
+        self, task_id: str, *, default_interval_ms: float = 500, cancel_on_dispose: bool = False
+    ) -> Observable[S]:
+        """Poll the task (see `rxtasks.mcp`'s adapters' ``poll``)."""
+        ...
+
+    def read(self, state: S) -> State:
+        """Say what a state shows."""
+        ...
+
+    async def cancel(self, task_id: str) -> None:
+        """Ask the server to cancel the task."""
+        ...
+
+    async def respond(self, task_id: str, state: S) -> None:
+        """Answer what an ``input_required`` state asks for (with `DEMO_ANSWER`)."""
+        ...
+
+    async def outcome(self, task_id: str, final: S) -> Outcome:
+        """Say how a task ended, from its terminal state."""
+        ...
+
+
+def demo_batch(
+    options: DemoOptions, tool_for: dict[str, tuple[str, dict[str, Any]]] | None = None
+) -> list[TaskSpec]:
+    """Return the demo's batch: ``options.tasks`` tasks, cycling through `KINDS`.
+
+    Durations derive from ``options.step_ms``: ``quick`` steps take half of it, ``slow``
+    steps twice it; ``fail`` fails halfway through a ``work``; ``wait_cancel`` is
+    cancelled at the same point.
+
+    Args:
+        options: The demo's options.
+        tool_for: Per kind, the tool that runs it and extra arguments, where the tool is
+            not the kind itself (an SDK whose server has no ``quick`` tool).
+
+    Returns:
+        The tasks to start, labelled ``kind-number``.
+    """
+    step, steps = options.step_ms, options.steps
+    halfway_ms = steps * step // 2
+    arguments: dict[str, dict[str, Any]] = {
+        "work": {"steps": steps, "step_ms": step},
+        "quick": {"steps": steps, "step_ms": step // 2},
+        "slow": {"steps": steps, "step_ms": step * 2},
+        "fail": {"after_ms": halfway_ms, "message": "the disk is full (on purpose)"},
+        "wait_cancel": {"tick_ms": max(step // 2, 1)},
+        "ask": {"question": "What is six times seven?"},
+    }
+    batch: list[TaskSpec] = []
+    for number in range(1, options.tasks + 1):
+        kind = KINDS[(number - 1) % len(KINDS)]
+        tool, extra = (tool_for or {}).get(kind, (kind, {}))
+        batch.append(
+            TaskSpec(
+                label=f"{kind}-{number}",
+                tool=tool,
+                arguments={**arguments[kind], **extra},
+                cancel_after_s=halfway_ms / 1000 if kind == "wait_cancel" else None,
+            )
+        )
+    return batch
+
+
+async def run_demo(driver: Driver[Any], batch: list[TaskSpec], view: TaskView) -> None:
+    """Start a batch of tasks, poll them all at once and show them to their end.
+
+    Every task is polled at its own server-suggested pace; the polls are merged into one
+    stream. Tasks that ask for input are answered, and tasks with ``cancel_after_s``
+    are cancelled then.
+    """
+    task_ids: dict[str, str] = {}
+    with view:
+        async with anyio.create_task_group() as tg:
+            for spec in batch:
+                task_ids[spec.label] = await driver.start(spec.tool, spec.arguments)
+                view.add(spec.label, spec.label)
+                if spec.cancel_after_s is not None:
+                    tg.start_soon(_cancel_later, driver, task_ids[spec.label], spec.cancel_after_s)
+            polls = reactivex.merge(
+                *(_keyed(key, driver.poll(task_id)) for key, task_id in task_ids.items())
+            )
+            async with open_stream(polls) as updates:
+                async for key, state in updates:
+                    await _show(driver, view, key, task_ids[key], state)
+    view.print_summary()
+
+
+async def run_watch(driver: Driver[Any], options: WatchOptions, view: TaskView) -> Outcome:
+    """Call the tool as a task and show its states until it ends.
+
+    Leaving early (Ctrl-C) cancels the task on the server, best effort.
+
+    Returns:
+        How the task ended.
+    """
+    task_id = await driver.start(options.tool, options.arguments)
+    outcome: Outcome | None = None
+    with view:
+        view.add(task_id, options.tool, f"task {task_id}")
+        source = driver.poll(
+            task_id, default_interval_ms=options.interval_ms, cancel_on_dispose=True
+        )
+        async with open_stream(source) as states:
+            async for state in states:
+                outcome = await _show(driver, view, task_id, task_id, state, answer=False)
+    view.print_summary()
+    assert outcome is not None  # poll() completes only after a terminal state
+    return outcome
+
+
+def _keyed(key: str, states: Observable[S]) -> Observable[tuple[str, S]]:
+    """Pair each state with its row's key, so that merged streams stay apart."""
+    return states.pipe(ops.map(lambda state: (key, state)))
+
+
+async def _show(
+    driver: Driver[Any], view: TaskView, key: str, task_id: str, state: Any, *, answer: bool = True
+) -> Outcome | None:
+    """Show one state; at the end, with the outcome as its message (returned too)."""
+    shown = driver.read(state)
+    outcome = await driver.outcome(task_id, state) if is_terminal(shown.status) else None
+    view.update(key, shown.status, outcome.text if outcome else shown.message, pushed=shown.pushed)
+    if answer and shown.status == "input_required":
+        await driver.respond(task_id, state)
+    return outcome
+
+
+async def _cancel_later(driver: Driver[Any], task_id: str, delay_s: float) -> None:
+    await anyio.sleep(delay_s)
+    await driver.cancel(task_id)
+
+
+def report(outcome: Outcome) -> int:
+    """Print how a watched task ended and return the exit code.
+
+    The result's text goes to stdout (for pipes); a failure to stderr, as one line.
+
+    Returns:
+        0 if the task completed with a result, 1 if it failed, was cancelled, or
+        completed with a tool error (``isError``).
+    """
+    if outcome.ok:
+        print(outcome.text)  # noqa: T201 -- the command's output
+        return EXIT_OK
+    if outcome.tool_error:
+        why = f"the tool reported an error: {outcome.text}"
+    elif outcome.status == "cancelled":
+        why = "the task was cancelled"
+    else:
+        why = f"the task {outcome.status}: {outcome.text}"
+    print(f"rxtasks watch: {why}", file=sys.stderr)  # noqa: T201
+    return EXIT_FAILED
+
+
+def leaves(error: BaseException) -> Iterator[BaseException]:
+    """Yield the exceptions inside (nested) exception groups, or the exception itself."""
+    if isinstance(error, BaseExceptionGroup):
+        for inner in cast("BaseExceptionGroup[BaseException]", error).exceptions:
+            yield from leaves(inner)
+    else:
+        yield error

@@ -1,0 +1,124 @@
+"""Helpers of the command tests: run ``python -m rxtasks``, serve MCP over HTTP in a thread."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Generator
+
+#: The demo's tasks with the default batch, and the status each one must end with.
+DEMO_FINAL = {
+    "work-1": "completed",
+    "quick-2": "completed",
+    "slow-3": "completed",
+    "fail-4": "failed",
+    "wait_cancel-5": "cancelled",
+    "ask-6": "completed",
+}
+#: Short durations for tests (about a second with the default batch).
+FAST = ("--steps", "2", "--step-ms", "50")
+#: Generous: a subprocess imports an SDK (seconds) on a busy CI machine.
+TIMEOUT_S = 120
+
+
+def rxtasks(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run ``python -m rxtasks ARGS`` with its output captured (not a terminal)."""
+    clean = {**os.environ, **(env or {})}
+    # rich would draw its live table into the pipe if told the output is a terminal.
+    for name in ("FORCE_COLOR", "TTY_COMPATIBLE", "TTY_INTERACTIVE"):
+        clean.pop(name, None)
+    return subprocess.run(
+        [sys.executable, "-m", "rxtasks", *args],
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        env=clean,
+        check=False,
+    )
+
+
+def final_statuses(output: str) -> dict[str, str]:
+    """Map each task label to the status on its last plain line."""
+    final: dict[str, str] = {}
+    for match in re.finditer(r"^\[\s*[\d.]+s\] (\S+)\s+(\w+)", output, re.MULTILINE):
+        final[match[1]] = match[2]
+    return final
+
+
+@contextmanager
+def serve_http(
+    app: Any,
+    *,
+    lifespan: Literal["on", "off"],
+    around: Callable[[], AbstractAsyncContextManager[object]] | None = None,
+    path: str = "/mcp",
+) -> Generator[str]:
+    """Serve an ASGI app on 127.0.0.1 (OS-assigned port) in a thread; yield its URL.
+
+    Args:
+        app: The ASGI app.
+        lifespan: uvicorn's lifespan setting (``on`` runs the app's own startup).
+        around: An async context to run the server in (mcp 1.x's session manager).
+        path: The MCP endpoint's path in the app.
+    """
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(app, lifespan=lifespan, log_level="warning", timeout_graceful_shutdown=2)
+    )
+
+    async def serve() -> None:
+        async with around() if around is not None else nullcontext():
+            await server.serve(sockets=[sock])
+
+    thread = threading.Thread(target=asyncio.run, args=(serve(),), name="mcp-http", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + TIMEOUT_S
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the test's MCP server did not start")
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{port}{path}"
+    finally:
+        server.should_exit = True
+        thread.join(TIMEOUT_S)
+        sock.close()
+
+
+def interrupt_watch(url: str, *args: str) -> tuple[int, str, str]:
+    """Run ``rxtasks watch URL ARGS``, press Ctrl-C once the task works; return its end.
+
+    Returns:
+        The exit code, stdout and stderr.
+    """
+    import signal
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rxtasks", "watch", url, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    seen: list[str] = []
+    for line in process.stderr:  # the progress: wait until the task has ticked
+        seen.append(line)
+        if " working " in line and "tick" in line:
+            break
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=TIMEOUT_S)
+    return process.returncode, out, "".join(seen) + err
