@@ -1,0 +1,222 @@
+"""The commands on mcp 2.x: the tasks extension (fastmcp-tasks), and 2025-11-25 servers.
+
+``demo`` serves `rxtasks.mcp._server_sdk2` in process (FastMCP with fastmcp-tasks, whose
+task backend runs on asyncio only). ``watch`` talks Streamable HTTP to a server that
+declares the tasks extension or, through `rxtasks.mcp.sdk2.CoreTasks`, 2025-11-25 tasks.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+import httpx2
+import mcp_types
+from mcp.client.session import ClientSession
+from mcp.shared.exceptions import MCPError
+from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
+from pydantic import ValidationError
+
+from .._errors import TaskCancelledError, TaskError, TaskNotCreatedError
+from ..mcp import TASKS_EXTENSION
+from ..mcp.sdk2 import CoreTasks, ExtensionTask, ExtensionTasks, TaskNotifications, session_options
+from ._run import (
+    DEMO_ANSWER,
+    CommandError,
+    DemoOptions,
+    Outcome,
+    State,
+    WatchOptions,
+    demo_batch,
+    leaves,
+    report,
+    run_demo,
+    run_watch,
+)
+from ._view import TaskView
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator
+
+    from reactivex import Observable
+    from rich.console import Console
+
+__all__ = ["BACKENDS", "BACKENDS_WHY", "NOISY_LOGGERS", "demo", "explain", "watch"]
+
+BACKENDS = {"demo": ("asyncio",), "watch": ("asyncio", "trio")}
+BACKENDS_WHY = {
+    "demo": "the in-process tasks-extension server (fastmcp-tasks) runs on asyncio only",
+    "watch": "",
+}
+
+#: Loggers the commands silence unless --verbose: the in-process server logs every
+#: task's failure with its traceback (the demo's `fail` fails on purpose), its worker
+#: chatters, and the HTTP client logs closed streams.
+NOISY_LOGGERS = ("fastmcp", "fastmcp_tasks", "docket", "mcp", "httpx2")
+
+
+def _text(result: mcp_types.CallToolResult) -> str:
+    texts = [c.text for c in result.content if isinstance(c, mcp_types.TextContent)]
+    return " ".join(texts) or "(no text)"
+
+
+def _question(request: Any) -> str | None:
+    """Return the question of an input request, if it is an elicitation."""
+    try:
+        return mcp_types.ElicitRequest.model_validate(request).params.message
+    except ValidationError:
+        return None
+
+
+class _ExtensionDriver:
+    """The commands' `Driver` over `ExtensionTasks` (the tasks extension)."""
+
+    def __init__(self, tasks: ExtensionTasks) -> None:
+        self.tasks = tasks
+
+    async def start(self, tool: str, arguments: dict[str, Any]) -> str:
+        return await self.tasks.start(tool, arguments)
+
+    def poll(
+        self, task_id: str, *, default_interval_ms: float = 500, cancel_on_dispose: bool = False
+    ) -> Observable[ExtensionTask]:
+        return self.tasks.poll(task_id, default_interval_ms, cancel_on_dispose=cancel_on_dispose)
+
+    def read(self, state: ExtensionTask) -> State:
+        message = state.status_message
+        if message is None and state.input_requests:
+            # fastmcp-tasks gives input_required no message: show what is asked.
+            asked = _question(next(iter(state.input_requests.values())))
+            message = f"asks: {asked}" if asked else "needs input"
+        return State(state.status, message)
+
+    async def cancel(self, task_id: str) -> None:
+        await self.tasks.cancel_task(task_id)
+
+    async def respond(self, task_id: str, state: ExtensionTask) -> None:
+        answer = mcp_types.ElicitResult(action="accept", content={"answer": DEMO_ANSWER})
+        new = self.tasks.new_input_requests(state)
+        if new:
+            await self.tasks.update(task_id, dict.fromkeys(new, answer))
+
+    async def outcome(self, task_id: str, final: ExtensionTask) -> Outcome:
+        try:
+            result = self.tasks.outcome(final)
+        except TaskCancelledError:
+            return Outcome("cancelled", final.status_message or "cancelled")
+        except TaskError as exc:
+            return Outcome(exc.status, str(exc))
+        return Outcome("completed", _text(result), tool_error=bool(result.is_error))
+
+
+class _CoreDriver:
+    """The commands' `Driver` over `CoreTasks` (2025-11-25 tasks from mcp 2.x)."""
+
+    def __init__(self, tasks: CoreTasks) -> None:
+        self.tasks = tasks
+
+    async def start(self, tool: str, arguments: dict[str, Any]) -> str:
+        return await self.tasks.start(tool, arguments)
+
+    def poll(
+        self, task_id: str, *, default_interval_ms: float = 500, cancel_on_dispose: bool = False
+    ) -> Observable[mcp_types.Task]:
+        return self.tasks.poll(task_id, default_interval_ms, cancel_on_dispose=cancel_on_dispose)
+
+    def read(self, state: mcp_types.Task) -> State:
+        pushed = isinstance(state, mcp_types.TaskStatusNotificationParams)
+        return State(state.status, state.status_message, pushed=pushed)
+
+    async def cancel(self, task_id: str) -> None:
+        await self.tasks.cancel_task(task_id)
+
+    async def respond(self, task_id: str, state: mcp_types.Task) -> None:
+        """Nothing: answering needs ``tasks/result`` and an elicitation callback."""
+
+    async def outcome(self, task_id: str, final: mcp_types.Task) -> Outcome:
+        if final.status == "completed":
+            result = await self.tasks.result(task_id)
+            return Outcome("completed", _text(result), tool_error=bool(result.is_error))
+        return Outcome(final.status, final.status_message or final.status)
+
+
+# -- demo ----------------------------------------------------------------------------------
+
+
+async def demo(options: DemoOptions, console: Console) -> int:
+    """Run the demo's batch on an in-process tasks-extension server."""
+    from fastmcp.client.transports import FastMCPTransport
+
+    from ..mcp._server_sdk2 import build_extension_server
+
+    server = build_extension_server()
+    notifications = TaskNotifications()
+    view = TaskView(console, live=False if options.plain else None)
+    transport = FastMCPTransport(server)
+    async with transport.connect_session(**session_options(notifications)) as session:
+        await session.discover()
+        driver = _ExtensionDriver(ExtensionTasks(session, notifications=notifications))
+        await run_demo(driver, demo_batch(options), view)
+    return 0
+
+
+# -- watch ---------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def _connect(url: str) -> AsyncGenerator[_ExtensionDriver | _CoreDriver]:
+    """Open a session to ``url`` and pick the driver for the server's kind of tasks."""
+    from mcp.client.streamable_http import streamable_http_client
+
+    notifications = TaskNotifications()
+    async with streamable_http_client(url) as (read, write):
+        # Our own dispatcher: CoreTasks creates 2025-11-25 tasks through it (see its docs).
+        dispatcher = JSONRPCDispatcher(read, write)
+        async with ClientSession(
+            dispatcher=dispatcher, **session_options(notifications)
+        ) as session:
+            try:
+                await session.discover()  # 2026-07-28, where the extension lives
+            except MCPError:
+                await session.initialize()  # a server of an earlier revision
+            capabilities = session.server_capabilities
+            if capabilities is not None and TASKS_EXTENSION in (capabilities.extensions or {}):
+                yield _ExtensionDriver(ExtensionTasks(session, notifications=notifications))
+            elif capabilities is not None and capabilities.tasks is not None:
+                tasks = CoreTasks(session, notifications=notifications, dispatcher=dispatcher)
+                yield _CoreDriver(tasks)
+            else:
+                raise CommandError(
+                    f"{url} supports no tasks: it declares neither the tasks extension"
+                    f" ({TASKS_EXTENSION}) nor 2025-11-25 tasks"
+                )
+
+
+async def watch(options: WatchOptions, console: Console) -> int:
+    """Call the tool as a task on the server at ``options.url`` and watch it to its end."""
+    view = TaskView(console, live=False if options.plain else None)
+    async with _connect(options.url) as driver:
+        outcome = await run_watch(driver, options, view)
+    return report(outcome)
+
+
+def explain(error: BaseException, options: DemoOptions | WatchOptions) -> str | None:
+    """Return the one-line explanation of an error the user can act on, else None."""
+    where = options.url if isinstance(options, WatchOptions) else "the in-process server"
+    for leaf in leaves(error):
+        if isinstance(leaf, CommandError):
+            return str(leaf)
+        if isinstance(leaf, httpx2.ConnectError | httpx2.ConnectTimeout):
+            return f"cannot connect to {where}: {leaf}"
+        if isinstance(leaf, httpx2.HTTPStatusError):
+            return f"{where} answered HTTP {leaf.response.status_code}; is it an MCP endpoint?"
+        if isinstance(leaf, httpx2.HTTPError):
+            return f"the connection to {where} failed: {leaf!r}"
+        if isinstance(leaf, TaskNotCreatedError):
+            result = leaf.result
+            detail = _text(result) if isinstance(result, mcp_types.CallToolResult) else str(leaf)
+            tool = repr(options.tool) if isinstance(options, WatchOptions) else "a tool"
+            return f"the server did not run {tool} as a task: {detail}"
+        if isinstance(leaf, MCPError):
+            return f"{where} answered an error: {leaf.message} (code {leaf.code})"
+    return None
