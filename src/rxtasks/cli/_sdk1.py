@@ -1,0 +1,203 @@
+"""The commands on mcp 1.23-1.30: tasks of protocol revision 2025-11-25.
+
+``demo`` serves `rxtasks.mcp._server_sdk1` in process over the SDK's memory streams
+(asyncio or trio). ``watch`` talks Streamable HTTP to a server with 2025-11-25 tasks.
+"""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager, suppress
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import httpx
+from mcp import types
+from mcp.client.session import ClientSession
+from mcp.shared.exceptions import McpError
+
+from .._errors import TaskCancelledError, TaskError, TaskNotCreatedError
+from ..mcp.sdk1 import CoreTasks, TaskNotifications
+from ._run import (
+    DEMO_ANSWER,
+    CommandError,
+    DemoOptions,
+    Outcome,
+    State,
+    WatchOptions,
+    demo_batch,
+    leaves,
+    report,
+    run_demo,
+    run_watch,
+)
+from ._view import TaskView
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator
+
+    from anyio.abc import TaskGroup
+    from mcp.shared.context import RequestContext
+    from reactivex import Observable
+    from rich.console import Console
+
+__all__ = ["BACKENDS", "BACKENDS_WHY", "NOISY_LOGGERS", "demo", "explain", "watch"]
+
+BACKENDS = {"demo": ("asyncio", "trio"), "watch": ("asyncio", "trio")}
+BACKENDS_WHY = {"demo": "", "watch": ""}
+
+#: Loggers the commands silence unless --verbose: closed SSE streams, and a warning
+#: (on the root logger) for each answer to a task's question.
+NOISY_LOGGERS = ("mcp",)
+
+# The demo's server has one `work` tool; the poll interval it suggests is an argument.
+_TOOL_FOR: dict[str, tuple[str, dict[str, Any]]] = {
+    "work": ("work", {"interval_ms": 250}),
+    "quick": ("work", {"interval_ms": 100}),
+    "slow": ("work", {"interval_ms": 750}),
+}
+
+
+def _text(result: types.CallToolResult) -> str:
+    texts = [c.text for c in result.content if isinstance(c, types.TextContent)]
+    return " ".join(texts) or "(no text)"
+
+
+async def _answer(
+    context: RequestContext[ClientSession, Any], params: types.ElicitRequestParams
+) -> types.ElicitResult:
+    """The demo's elicitation callback: every question gets `DEMO_ANSWER`."""
+    return types.ElicitResult(action="accept", content={"answer": DEMO_ANSWER})
+
+
+class _Driver:
+    """The commands' `Driver` over `rxtasks.mcp.sdk1.CoreTasks`.
+
+    Args:
+        tasks: The adapter.
+        task_group: Where the ``tasks/result`` calls that deliver a task's questions run.
+    """
+
+    def __init__(self, tasks: CoreTasks, task_group: TaskGroup) -> None:
+        self.tasks = tasks
+        self._task_group = task_group
+        self._asked: set[str] = set()
+
+    async def start(self, tool: str, arguments: dict[str, Any]) -> str:
+        return await self.tasks.start(tool, arguments)
+
+    def poll(
+        self, task_id: str, *, default_interval_ms: float = 500, cancel_on_dispose: bool = False
+    ) -> Observable[types.Task]:
+        return self.tasks.poll(task_id, default_interval_ms, cancel_on_dispose=cancel_on_dispose)
+
+    def read(self, state: types.Task) -> State:
+        pushed = isinstance(state, types.TaskStatusNotificationParams)
+        return State(state.status, state.statusMessage, pushed=pushed)
+
+    async def cancel(self, task_id: str) -> None:
+        await self.tasks.cancel_task(task_id)
+
+    async def respond(self, task_id: str, state: types.Task) -> None:
+        # The server delivers its questions over tasks/result, which blocks until the
+        # task ends: call it once, on the transition (MCP Inspector #1174), in the
+        # background; the session's elicitation callback answers.
+        if task_id not in self._asked:
+            self._asked.add(task_id)
+            self._task_group.start_soon(self._result, task_id)
+
+    async def _result(self, task_id: str) -> None:
+        with suppress(TaskError):  # the poll shows how the task ended
+            await self.tasks.result(task_id)
+
+    async def outcome(self, task_id: str, final: types.Task) -> Outcome:
+        try:
+            result = await self.tasks.result(task_id)
+        except TaskCancelledError:
+            return Outcome("cancelled", "cancelled")
+        except TaskError as exc:
+            return Outcome(exc.status, str(exc))
+        return Outcome("completed", _text(result), tool_error=bool(result.isError))
+
+
+# -- demo ----------------------------------------------------------------------------------
+
+
+async def demo(options: DemoOptions, console: Console) -> int:
+    """Run the demo's batch on an in-process 2025-11-25 task server."""
+    from mcp.shared.memory import create_client_server_memory_streams
+
+    from ..mcp._server_sdk1 import build_core_server
+
+    server = build_core_server()
+    notifications = TaskNotifications()
+    view = TaskView(console, live=False if options.plain else None)
+    async with (
+        create_client_server_memory_streams() as (client_streams, server_streams),
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(lambda: server.run(*server_streams, server.create_initialization_options()))
+        async with ClientSession(
+            *client_streams,
+            message_handler=notifications.message_handler,
+            elicitation_callback=_answer,
+        ) as session:
+            await session.initialize()
+            async with anyio.create_task_group() as results:
+                driver = _Driver(CoreTasks(session, notifications=notifications), results)
+                await run_demo(driver, demo_batch(options, _TOOL_FOR), view)
+        tg.cancel_scope.cancel()  # the server
+    return 0
+
+
+# -- watch ---------------------------------------------------------------------------------
+
+
+@asynccontextmanager
+async def _connect(url: str) -> AsyncGenerator[_Driver]:
+    """Open a session to the 2025-11-25 task server at ``url``."""
+    from mcp.client.streamable_http import streamable_http_client
+
+    notifications = TaskNotifications()
+    async with (
+        streamable_http_client(url) as (read, write, _),
+        ClientSession(read, write, message_handler=notifications.message_handler) as session,
+    ):
+        initialized = await session.initialize()
+        if initialized.capabilities.tasks is None:
+            raise CommandError(
+                f"{url} declares no 2025-11-25 tasks (protocol {initialized.protocolVersion});"
+                ' for servers with the tasks extension install "rxtasks[mcp]" (mcp 2.x)'
+            )
+        async with anyio.create_task_group() as tg:
+            yield _Driver(CoreTasks(session, notifications=notifications), tg)
+            tg.cancel_scope.cancel()
+
+
+async def watch(options: WatchOptions, console: Console) -> int:
+    """Call the tool as a task on the server at ``options.url`` and watch it to its end."""
+    view = TaskView(console, live=False if options.plain else None)
+    async with _connect(options.url) as driver:
+        outcome = await run_watch(driver, options, view)
+    return report(outcome)
+
+
+def explain(error: BaseException, options: DemoOptions | WatchOptions) -> str | None:
+    """Return the one-line explanation of an error the user can act on, else None."""
+    where = options.url if isinstance(options, WatchOptions) else "the in-process server"
+    for leaf in leaves(error):
+        if isinstance(leaf, CommandError):
+            return str(leaf)
+        if isinstance(leaf, httpx.ConnectError | httpx.ConnectTimeout):
+            return f"cannot connect to {where}: {leaf}"
+        if isinstance(leaf, httpx.HTTPStatusError):
+            return f"{where} answered HTTP {leaf.response.status_code}; is it an MCP endpoint?"
+        if isinstance(leaf, httpx.HTTPError):
+            return f"the connection to {where} failed: {leaf!r}"
+        if isinstance(leaf, TaskNotCreatedError):
+            result = leaf.result
+            detail = _text(result) if isinstance(result, types.CallToolResult) else str(leaf)
+            tool = repr(options.tool) if isinstance(options, WatchOptions) else "a tool"
+            return f"the server did not run {tool} as a task: {detail}"
+        if isinstance(leaf, McpError):
+            return f"{where} answered an error: {leaf.error.message} (code {leaf.error.code})"
+    return None
