@@ -3,7 +3,8 @@
 A map of the package, in the order it is built (each layer uses only those above it):
 
 - status model (`is_terminal`, `TERMINAL_STATUSES`): pure; reads every result shape.
-- observables: `poll` (one task, paced by the server) and `from_async` (one await).
+- observables: `poll` (one task, paced by the server), `poll_many` (many tasks, one
+  stream, bounded concurrency) and `from_async` (one await).
 - schedulers: `AnyioScheduler` (push, on an anyio task group; asyncio and trio); the
   pull scheduler behind `iterate`; reactivex's ``AsyncIOScheduler`` is accepted too.
 - bridges to ``async for``: `iterate` and `poll_until_terminal` (lazy, in the consumer's
@@ -31,6 +32,7 @@ from ._errors import TaskError as TaskError
 from ._errors import TaskExpiredError as TaskExpiredError
 from ._errors import TaskFailedError as TaskFailedError
 from ._errors import TaskNotCreatedError as TaskNotCreatedError
+from ._many import poll_many as poll_many
 from ._observable import CANCEL_TIMEOUT_S as CANCEL_TIMEOUT_S
 from ._observable import from_async as from_async
 from ._observable import poll as poll
@@ -65,6 +67,7 @@ __all__ = [
     "iterate",
     "open_stream",
     "poll",
+    "poll_many",
     "poll_until_terminal",
 ]
 

@@ -28,6 +28,9 @@ T = TypeVar("T")
 # disposing many subscriptions does not keep their actions (and observers) alive.
 _COMPACT_MIN = 64
 
+# The exception groups task groups wrap errors in (trio's and asyncio's alike).
+_WRAPPERS = (ExceptionGroup, BaseExceptionGroup)
+
 # Idle workers kept for the next burst of awaits; more than this end.
 _MAX_IDLE = 32
 
@@ -125,7 +128,8 @@ class AnyioScheduler(LoopClockScheduler):
             try:
                 suppress = await self._task_group.__aexit__(exc_type, exc, tb)
             except BaseExceptionGroup as group:
-                if len(group.exceptions) != 1:
+                # Unwrap the task group's own wrapper, never a group the code raised.
+                if type(group) not in _WRAPPERS or len(group.exceptions) != 1:
                     raise
                 single = group.exceptions[0]
             else:

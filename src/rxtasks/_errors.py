@@ -143,6 +143,12 @@ class PollManyError(ExceptionGroup[Exception], RxTasksError):
         group.failures = dict(failures)
         return group
 
+    def derive(self, excs: Sequence[Exception], /) -> PollManyError:  # type: ignore[override]  # pyright: ignore[reportIncompatibleMethodOverride]
+        """Keep the type and the task ids when ``except*`` or a task group splits the group."""
+        group = PollManyError(self.message, excs)
+        group.failures = {task: e for task, e in self.failures.items() if e in excs}
+        return group
+
 
 class StreamError(RxTasksError):
     """Base class of the errors of the bridges from observables to ``async for``."""

@@ -155,7 +155,7 @@ def poll(
         observer: abc.ObserverBase[T], subscribe_scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
         timers, runner = resolve_scheduler(scheduler or subscribe_scheduler, caller="poll()")
-        poller = _Poller(
+        poller = Poller(
             observer, timers, runner, get_task, task_id, default_ms, cancel_task, policy
         )
         poller.start(notifications)
@@ -168,7 +168,7 @@ def poll(
 CANCEL_TIMEOUT_S = 5.0
 
 
-class _Poller(abc.DisposableBase, Generic[T]):
+class Poller(abc.DisposableBase, Generic[T]):
     """One subscription of `poll`: the server-driven timer, and its own disposable.
 
     The chain is built once per subscription; a poll costs one timer entry, one await
@@ -252,6 +252,14 @@ class _Poller(abc.DisposableBase, Generic[T]):
             self._fail(self._expired())
             return
         self._call = self._runner.schedule_await(self._fetch, self._on_result, self._on_error)
+
+    def accept_pushes(self) -> None:
+        """Race pushed results (handed to `push`) against the timer from now on."""
+        self._listening = True
+
+    def push(self, result: Any) -> None:
+        """Take a pushed result (of any task: other tasks' are ignored)."""
+        self._on_push(result)
 
     def listen(self, notifications: Observable[Any]) -> None:
         self._listening = True

@@ -1,0 +1,311 @@
+"""`poll_many`: many tasks as one stream, with a bound on concurrent calls."""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from reactivex import Observable, abc
+
+from ._awaiting import resolve_scheduler
+from ._errors import PollManyError
+from ._observable import Poller
+from ._status import logger, task_id_of, validate_interval_ms
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterable
+
+    from ._awaiting import AwaitRunner
+    from ._policy import PollPolicy
+
+__all__ = ["poll_many"]
+
+T = TypeVar("T")
+
+
+def poll_many(
+    get_task: Callable[[str], Awaitable[T]],
+    task_ids: Iterable[str] | Observable[str],
+    default_interval_ms: float = 500,
+    *,
+    policy: PollPolicy | None = None,
+    max_in_flight: int | None = None,
+    scheduler: abc.SchedulerBase | None = None,
+    notifications: Observable[Any] | None = None,
+    cancel_task: Callable[[str], Awaitable[object]] | None = None,
+) -> Observable[T]:
+    """Poll many tasks as one stream: the results of all, each at its own pace.
+
+    Every task is polled as by `poll` (its own interval, one call in flight at most,
+    the same ``policy``); their results are merged as they come. Tasks join as their ids
+    arrive: ``task_ids`` may be an iterable or an observable (tasks created over time). A
+    repeated id is polled once. The stream completes when every task is terminal and the
+    ids have completed.
+
+    ``max_in_flight`` bounds the ``get_task`` calls in flight across all tasks; calls
+    wait their turn first come, first served, so no task starves.
+
+    One task's error does not end the others: its results so far stay delivered, the
+    others go on, and when they are done the stream ends with `PollManyError`, an
+    ``ExceptionGroup`` of every failed task's error (unchanged), by task id in
+    ``failures``. An error of the ``task_ids`` observable itself ends the stream at once.
+
+    ``notifications`` are subscribed once and routed to each task by id.
+
+    Args:
+        get_task: Async function returning a task's current state.
+        task_ids: The tasks to poll: an iterable, or an observable of ids.
+        default_interval_ms: Interval when a result has no usable hint, in milliseconds.
+        policy: As for `poll`, applied to each task.
+        max_in_flight: At most this many calls in flight at once; None: no bound.
+        scheduler: As for `poll`.
+        notifications: Pushed results for any tasks, as for `poll`.
+        cancel_task: As for `poll`: sent for each task not terminal at disposal.
+
+    Returns:
+        An observable of every task's results.
+
+    Raises:
+        ValueError: If ``max_in_flight`` is not None or an int >= 1.
+
+    Example:
+        >>> ids = [await tasks.start("work", {"n": n}) for n in range(100)]
+        >>> async with rxtasks.open_stream(rxtasks.poll_many(tasks.get_task, ids,
+        ...                                max_in_flight=16)) as results:
+        ...     async for task in results:
+        ...         print(task.taskId, task.status)
+    """
+    default_ms = validate_interval_ms(default_interval_ms, name="default_interval_ms")
+    _check_max_in_flight(max_in_flight)
+
+    def subscribe(
+        observer: abc.ObserverBase[T], subscribe_scheduler: abc.SchedulerBase | None = None
+    ) -> abc.DisposableBase:
+        timers, runner = resolve_scheduler(scheduler or subscribe_scheduler, caller="poll_many()")
+        if max_in_flight is not None:
+            runner = _LimitedRunner(runner, max_in_flight)
+        group = _Group(observer, timers, runner, get_task, default_ms, policy, cancel_task)
+        group.start(task_ids, notifications)
+        return group
+
+    return Observable(subscribe)
+
+
+def _check_max_in_flight(value: object) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+        raise ValueError(f"`max_in_flight` must be None or an int >= 1, got {value!r}")
+
+
+class _Member(abc.ObserverBase[T], Generic[T]):
+    """The observer of one task's poller: forwards results, reports the end."""
+
+    __slots__ = ("_group", "task_id")
+
+    def __init__(self, group: _Group[T], task_id: str) -> None:
+        self._group = group
+        self.task_id = task_id
+
+    def on_next(self, value: T) -> None:
+        self._group.observer.on_next(value)
+
+    def on_error(self, error: Exception) -> None:
+        self._group.task_ended(self.task_id, error)
+
+    def on_completed(self) -> None:
+        self._group.task_ended(self.task_id, None)
+
+
+class _Group(abc.DisposableBase, Generic[T]):
+    """One subscription of `poll_many`: a poller per task, and the merged end."""
+
+    def __init__(
+        self,
+        observer: abc.ObserverBase[T],
+        timers: abc.SchedulerBase,
+        runner: AwaitRunner,
+        get_task: Callable[[str], Awaitable[T]],
+        default_ms: float,
+        policy: PollPolicy | None,
+        cancel_task: Callable[[str], Awaitable[object]] | None,
+    ) -> None:
+        self.observer = observer
+        self._timers = timers
+        self._runner = runner
+        self._get_task = get_task
+        self._default_ms = default_ms
+        self._policy = policy
+        self._cancel_task = cancel_task
+        self._pollers: dict[str, Poller[T]] = {}
+        self._seen: set[str] = set()
+        self._failures: dict[str, Exception] = {}
+        self._ids_done = False
+        self._listening = False
+        self._ids: abc.DisposableBase | None = None
+        self._pushes: abc.DisposableBase | None = None
+        self.disposed = False
+
+    def start(self, task_ids: Iterable[str] | Observable[str], notifications: Any) -> None:
+        if notifications is not None:
+            self._listening = True
+            self._pushes = notifications.subscribe(
+                self._on_push, self._on_push_error, scheduler=self._timers
+            )
+        if isinstance(task_ids, Observable):
+            self._ids = task_ids.subscribe(
+                self.add, self._on_ids_error, self._on_ids_completed, scheduler=self._timers
+            )
+        else:
+            for task_id in task_ids:
+                if self.disposed:
+                    return
+                self.add(task_id)
+            self._on_ids_completed()
+
+    def add(self, task_id: str) -> None:
+        """Start polling one more task."""
+        if self.disposed:
+            return
+        if task_id in self._seen:
+            logger.warning("poll_many: task %s is already polled; ignoring it again", task_id)
+            return
+        self._seen.add(task_id)
+        poller = Poller(
+            _Member(self, task_id),
+            self._timers,
+            self._runner,
+            self._get_task,
+            task_id,
+            self._default_ms,
+            self._cancel_task,
+            self._policy,
+        )
+        self._pollers[task_id] = poller
+        if self._listening:
+            poller.accept_pushes()
+        poller.start(None)
+
+    def task_ended(self, task_id: str, error: Exception | None) -> None:
+        self._pollers.pop(task_id, None)
+        if error is not None:
+            self._failures[task_id] = error
+        self._maybe_end()
+
+    def _on_ids_completed(self) -> None:
+        self._ids_done = True
+        self._maybe_end()
+
+    def _on_ids_error(self, error: Exception) -> None:
+        if not self.disposed:
+            self.dispose()
+            self.observer.on_error(error)
+
+    def _maybe_end(self) -> None:
+        if self.disposed or not self._ids_done or self._pollers:
+            return
+        self.disposed = True
+        self._drop_subscriptions()
+        if self._failures:
+            self.observer.on_error(PollManyError.from_failures(self._failures))
+        else:
+            self.observer.on_completed()
+
+    def _on_push(self, result: Any) -> None:
+        task_id = task_id_of(result)
+        poller = self._pollers.get(task_id) if isinstance(task_id, str) else None
+        if poller is not None:
+            poller.push(result)
+
+    def _on_push_error(self, error: Exception) -> None:
+        logger.warning("poll_many: notifications failed (%r); polling goes on", error)
+
+    def _drop_subscriptions(self) -> None:
+        for subscription in (self._ids, self._pushes):
+            if subscription is not None:
+                subscription.dispose()
+        self._ids = self._pushes = None
+
+    def dispose(self) -> None:
+        if self.disposed:
+            return
+        self.disposed = True
+        self._drop_subscriptions()
+        pollers, self._pollers = self._pollers, {}
+        for poller in pollers.values():
+            poller.dispose()
+
+
+class _LimitedRunner:
+    """At most ``limit`` awaits in flight; the others wait, first come, first served."""
+
+    def __init__(self, runner: AwaitRunner, limit: int) -> None:
+        self._runner = runner
+        self._limit = limit
+        self.active = 0
+        self._waiting: deque[_Slot[Any]] = deque()
+        # iterate()'s scheduler runs awaits inline; say so, as it does (see Poller).
+        self.awaits_inline: bool = getattr(runner, "awaits_inline", False)
+
+    def schedule_await(
+        self,
+        func: Callable[[], Awaitable[T]],
+        on_result: Callable[[T], None],
+        on_error: Callable[[Exception], None],
+    ) -> abc.DisposableBase:
+        slot = _Slot(self, func, on_result, on_error)
+        if self.active < self._limit:
+            self._start(slot)
+        else:
+            self._waiting.append(slot)
+        return slot
+
+    def _start(self, slot: _Slot[Any]) -> None:
+        self.active += 1
+        slot.state = 1
+        slot.inner = self._runner.schedule_await(slot.func, slot.done, slot.failed)
+
+    def release(self) -> None:
+        self.active -= 1
+        waiting = self._waiting
+        while waiting and self.active < self._limit:
+            slot = waiting.popleft()
+            if slot.state == 0:
+                self._start(slot)
+
+
+class _Slot(abc.DisposableBase, Generic[T]):
+    """One await of a `_LimitedRunner`: waiting (0), started (1), or over (2)."""
+
+    __slots__ = ("_on_error", "_on_result", "_owner", "func", "inner", "state")
+
+    def __init__(
+        self,
+        owner: _LimitedRunner,
+        func: Callable[[], Awaitable[T]],
+        on_result: Callable[[T], None],
+        on_error: Callable[[Exception], None],
+    ) -> None:
+        self._owner = owner
+        self.func = func
+        self._on_result = on_result
+        self._on_error = on_error
+        self.inner: abc.DisposableBase | None = None
+        self.state = 0
+
+    def done(self, result: T) -> None:
+        if self.state == 1:
+            self.state = 2
+            self._owner.release()
+            self._on_result(result)
+
+    def failed(self, error: Exception) -> None:
+        if self.state == 1:
+            self.state = 2
+            self._owner.release()
+            self._on_error(error)
+
+    def dispose(self) -> None:
+        state, self.state = self.state, 2
+        if state == 1:
+            assert self.inner is not None
+            self.inner.dispose()
+            self._owner.release()
