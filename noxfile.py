@@ -111,6 +111,6 @@ def soak(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    """Benchmarks against the SDK's generator (not run by default; `-- --quick` for a spot check)."""
+    """Benchmarks against the SDK's generator; not run by default (`-- --quick`: spot check)."""
     install_groups(session, "bench")
     session.run("python", "benchmarks/run.py", *session.posargs)
