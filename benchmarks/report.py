@@ -292,6 +292,14 @@ def cell(row: dict[str, Any] | None, *, show_spread: bool = True, ratio: bool = 
     return text
 
 
+def count(row: dict[str, Any] | None) -> str:
+    return "" if row is None else f"{row['median']:.0f}"
+
+
+def percent(row: dict[str, Any] | None) -> str:
+    return "" if row is None else f"{row['median'] * 100:.0f}%"
+
+
 def signed(x: float | None) -> str:
     return "" if x is None else ("+" if x >= 0 else "") + num(x)
 
@@ -437,6 +445,8 @@ def tables(summary: list[dict[str, Any]], targets: list[dict[str, Any]]) -> list
                             cell(s("lag_p50_ms"), ratio=False, show_spread=False),
                             cell(s("lag_p99_ms"), ratio=False, show_spread=False),
                             cell(s("rss_growth_mb"), ratio=False, show_spread=False),
+                            percent(s("gc_share")),
+                            count(s("full_gcs")),
                             str(cpu["n"]),
                         ]
                     )
@@ -454,10 +464,13 @@ def tables(summary: list[dict[str, Any]], targets: list[dict[str, Any]]) -> list
                     "lag p50 ms",
                     "lag p99 ms",
                     "RSS growth MB",
+                    "GC share",
+                    "full GCs",
                     "runs",
                 ],
                 rows,
-                note="KB/poll = peak RSS growth / N; (ratio to the SDK generator).",
+                note="KB/poll = peak RSS growth / N; (ratio to the SDK generator); GC share ="
+                " the part of the CPU time spent in the cyclic garbage collector.",
             )
         )
     return out

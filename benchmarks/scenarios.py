@@ -18,6 +18,7 @@ The subjects, all polling the same scripted ``get_task`` (see `Script`):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
 import gc
 import json
@@ -25,7 +26,7 @@ import math
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 
@@ -332,9 +333,10 @@ async def scale(spec: dict[str, Any]) -> dict[str, Any]:
         lags.clear()
         rss_kb.clear()
         sampling_cpu[0] = 0.0
-        cpu0, wall0 = time.process_time(), time.perf_counter()
-        seen = await run_subject(impl, backend, script, task_ids, interval_ms)
-        cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+        with GcTimer() as collector:
+            cpu0, wall0 = time.process_time(), time.perf_counter()
+            seen = await run_subject(impl, backend, script, task_ids, interval_ms)
+            cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
         running = False
     sample_rss()
     cpu -= sampling_cpu[0]
@@ -352,10 +354,40 @@ async def scale(spec: dict[str, Any]) -> dict[str, Any]:
         "lag_p50_ms": quantile(lags, 0.5) if lags else math.nan,
         "lag_p99_ms": quantile(lags, 0.99) if lags else math.nan,
         "lag_samples": len(lags),
+        "gc_share": collector.seconds / cpu,
+        "full_gcs": collector.full_collections,
     }
 
 
 # -- helpers --------------------------------------------------------------------------------
+
+
+class GcTimer:
+    """Time spent in the cyclic garbage collector, and how many full collections it made.
+
+    At scale, objects that live one poll interval outlast the young generations and die
+    in the old one; each 25% growth of the old generation then costs a full collection,
+    a walk over every object in the process.
+    """
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.full_collections = 0
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self._started
+            self.full_collections += info["generation"] == 2
+
+    def __enter__(self) -> Self:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        gc.callbacks.remove(self._callback)
 
 
 def quantile(values: list[float], q: float) -> float:
@@ -373,10 +405,8 @@ def release_free_memory() -> None:
     Otherwise a small N of small pollers fits in memory freed earlier (the imports'
     garbage), and the RSS does not grow at all.
     """
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: the figure is coarser
         ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc: the figure is just coarser
-        pass
 
 
 def exact_rss_kb() -> int:
