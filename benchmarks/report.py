@@ -525,7 +525,7 @@ def chart(summary: list[dict[str, Any]], meta: dict[str, Any], path: Path) -> No
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(2, 2, figsize=(14, 9.5))
+    fig, axes = plt.subplots(2, 2, figsize=(14, 11), height_ratios=(1, 1.25))
     _bars(
         axes[0][0],
         summary,
@@ -586,10 +586,14 @@ def _bars(
         ax.bar(xs, ys, width, yerr=[lo, hi], label=IMPL_LABEL[impl], color=COLORS[impl], capsize=2)
     ax.set_xticks(range(len(groups)))
     ax.set_xticklabels([f"{b}\n{v}" for b, v in groups], fontsize=8)
+    high = ax.get_ylim()[1]
     if log:
         ax.set_yscale("log")
+        ax.set_ylim(top=high * 6)  # room for the legend above the bars
+    else:
+        ax.set_ylim(top=high * 1.35)
     ax.set_title(title)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, ncol=3, loc="upper center")
     ax.grid(axis="y", alpha=0.3)
 
 
@@ -617,7 +621,8 @@ def _lines(ax: Any, summary: list[dict[str, Any]], metric: str, title: str) -> N
                     label=f"{IMPL_LABEL[impl]}, {backend}",
                 )
     ax.set_xscale("log")
-    ax.set_xlabel("concurrent tasks N")
+    ax.set_yscale("log")
+    ax.set_xlabel("concurrent tasks N (solid: asyncio, dotted: uvloop, dashed: trio)")
     ax.set_title(title)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=7, ncol=3, loc="upper center", bbox_to_anchor=(0.5, -0.14))
     ax.grid(alpha=0.3)

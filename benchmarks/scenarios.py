@@ -478,8 +478,12 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     finally:
         if profiler is not None:
             profiler.stop()
+            # rxtasks, reactivex and mcp are installed packages, which pyinstrument folds
+            # away by default: keep their frames, and add the flat list of self-times.
+            keep = {"show_regex": r".*/(rxtasks|reactivex|mcp|anyio|trio|asyncio)/.*"}
             with open(profile_path, "w") as f:
-                f.write(profiler.output_text(unicode=False, color=False, show_all=False))
+                f.write(profiler.output_text(color=False, processor_options=keep))
+                f.write(profiler.output_text(color=False, flat=True))
 
 
 def main() -> None:
