@@ -329,7 +329,8 @@ def random_script(
     """Make a random script: non-terminal steps, faults among them, then a terminal one.
 
     Faults: latency spikes, transient errors (``ConnectionError``), invalid hints
-    (negative, NaN, huge, a string), unknown statuses, results without a status.
+    (negative, NaN, beyond float range, a string, a bool), huge ones (28 hours), unknown
+    statuses, results without a status.
 
     Args:
         rng: The random source (seed it for a repeatable script).
@@ -351,7 +352,9 @@ def random_script(
             case 1:
                 script.append(Step(error=ConnectionError("transient fault")))
             case 2:
-                bad = rng.choice([-1, math.nan, 10**30, "fast", True])
+                # Invalid (negative, NaN, beyond float, a string, a bool) or merely huge:
+                # 10**8 ms is 28 hours, a hint only a PollPolicy cap makes reasonable.
+                bad = rng.choice([-1, math.nan, 10**400, 10**8, "fast", True])
                 script.append(Step(status, bad))
             case 3:
                 script.append(Step("paused", hint))  # an unknown status
