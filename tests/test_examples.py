@@ -35,10 +35,11 @@ def test_example_output(example: Path) -> None:
     assert result.stdout == example.with_suffix(".out").read_text()
 
 
-def test_readme_shows_the_quickstart_and_its_output() -> None:
-    """The README's first example is examples/quickstart.py, with its real output."""
+@pytest.mark.parametrize("name", ["quickstart", "core_sdk1", "extension_sdk2"])
+def test_readme_shows_the_examples_and_their_output(name: str) -> None:
+    """The README's examples are the files in examples/, with their recorded output."""
     readme = (ROOT / "README.md").read_text()
-    quickstart = ROOT / "examples" / "quickstart.py"
-    code = quickstart.read_text().split('"""', 2)[2].lstrip("\n")
+    example = ROOT / "examples" / f"{name}.py"
+    code = example.read_text().split('"""', 2)[2].lstrip("\n")
     assert f"```python\n{code}```" in readme
-    assert f"```text\n{quickstart.with_suffix('.out').read_text()}```" in readme
+    assert f"```text\n{example.with_suffix('.out').read_text()}```" in readme
