@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from dataclasses import replace
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import looptime
@@ -78,8 +78,7 @@ def test_nothing_lost_nothing_extra(
     disposed: list[float] = []
 
     def on_next(result: Any) -> None:
-        task_id = result["taskId"] if isinstance(result, dict) else result.taskId
-        emitted[task_id].append(result)
+        emitted[str(field(result, "taskId"))].append(result)
 
     async def main() -> None:
         async with AnyioScheduler() as scheduler:
@@ -112,7 +111,7 @@ def test_nothing_lost_nothing_extra(
         else:
             assert [id(r) for r in got] == [id(r) for r in valid]
             assert all(r in invalid for r in returned if not has_status(r))
-        statuses = [r["status"] if isinstance(r, dict) else r.status for r in got]  # type: ignore[union-attr,index]
+        statuses = [status_of(r) for r in got]
         if statuses and statuses[-1] in rxtasks.TERMINAL_STATUSES:
             # Nothing after the terminal result: it was the task's last call.
             assert calls[-1].result is got[-1]
@@ -120,10 +119,24 @@ def test_nothing_lost_nothing_extra(
         assert len(ended) == 1
 
 
+def field(result: object, name: str) -> object:
+    """A field of a result of any shape (a fake's object, or a dict)."""
+    if isinstance(result, dict):
+        return cast("dict[str, object]", result)[name]
+    return cast("object", getattr(result, name))
+
+
+def status_of(result: object) -> object:
+    """The status of a result of any shape."""
+    return field(result, "status")
+
+
 def _invalid_results(ended: list[BaseException | None]) -> list[object]:
     """The malformed results carried by InvalidResultErrors in the final error."""
     if not ended or ended[0] is None:
         return []
     error = ended[0]
-    errors = list(error.exceptions) if isinstance(error, BaseExceptionGroup) else [error]
+    errors: list[BaseException] = [error]
+    if isinstance(error, BaseExceptionGroup):
+        errors = list(cast("BaseExceptionGroup[BaseException]", error).exceptions)
     return [e.result for e in errors if isinstance(e, InvalidResultError)]

@@ -227,9 +227,15 @@ class ExtensionTasks(TaskAdapter[ExtensionTask]):
         )
         answer = await self.session.send_request(request, _TOOLS_CALL)
         if not isinstance(answer, _CreatedTask):
+            text = ""
+            if isinstance(answer, mcp_types.CallToolResult):
+                text = " ".join(
+                    c.text for c in answer.content if isinstance(c, mcp_types.TextContent)
+                )
             raise TaskNotCreatedError(
                 f"tools/call {name!r} was answered without a task"
-                f" ({type(answer).__name__}); does the tool support tasks?",
+                f" ({type(answer).__name__}{': ' + text if text else ''});"
+                " does the tool support tasks?",
                 result=answer,
             )
         return answer.task_id
@@ -365,6 +371,10 @@ class CoreTasks(TaskAdapter[mcp_types.Task]):
     on a ``JSONRPCDispatcher`` you keep, and pass it here as ``dispatcher``: `start`
     then sends the ``tools/call`` through it. Without one, `start` raises; poll tasks
     created elsewhere by id.
+
+    An mcp 1.x server speaks 2025-11-25: initialize the session with ``initialize()``
+    (over Streamable HTTP such a server answers ``server/discover`` with an error, -32600
+    "Missing session ID", not -32601).
 
     Args:
         session: An initialized client session.
