@@ -109,7 +109,7 @@ class ObservableIterator(AsyncIterator[T]):
     def _on_next(self, value: T) -> None:
         self._items.append(value)
         scheduler = self._scheduler
-        if scheduler is not None:
+        if scheduler is not None and scheduler.sleeping:
             scheduler.wake()  # pushed by another task while the consumer waits
 
     def _on_error(self, error: Exception) -> None:
