@@ -22,6 +22,7 @@ nox.options.sessions = [
     "tests_mcp1",
     "tests_mcp2",
     "soak",
+    "notebooks",
 ]
 
 PYPROJECT = nox.project.load_toml("pyproject.toml")
@@ -113,6 +114,19 @@ def soak(session: nox.Session) -> None:
     """The fault-injection soak test: 10,000 tasks in virtual time (under a minute)."""
     install_groups(session, "test")
     session.run("pytest", "-m", "soak", *session.posargs)
+
+
+@nox.session
+def notebooks(session: nox.Session) -> None:
+    """Run every notebook top to bottom, each in a fresh kernel; fails on any cell's error."""
+    session.install(".[mcp]", *nox.project.dependency_groups(PYPROJECT, "notebooks"))
+    session.run(
+        "pytest",
+        "--nbmake",
+        "--nbmake-timeout=120",  # per cell; each notebook runs in seconds
+        "notebooks/",  # testpaths is tests/
+        *session.posargs,
+    )
 
 
 @nox.session
