@@ -225,7 +225,10 @@ def evaluate_targets(summary: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def count_polls(summary: list[dict[str, Any]]) -> str:
-    return "200" if any(r["scenario"] == "timer" for r in summary) else "?"
+    polls = {
+        row["median"] for row in summary if row["scenario"] == "timer" and row["metric"] == "polls"
+    }
+    return "/".join(f"{p:.0f}" for p in sorted(polls)) or "?"
 
 
 # -- tables ----------------------------------------------------------------------------------
@@ -418,8 +421,8 @@ def tables(summary: list[dict[str, Any]], targets: list[dict[str, Any]]) -> list
                     "drift - gen",
                 ],
                 rows,
-                note="due = the previous response + the interval; drift = the 200th call's "
-                "start - the first's - 199 intervals.",
+                note=f"due = the previous response + the interval; drift = the last of"
+                f" {count_polls(summary)} calls' start - the first's - the intervals between.",
             )
         )
     impls_s = present(summary, "scale", "impl")

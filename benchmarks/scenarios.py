@@ -284,6 +284,7 @@ async def timer(spec: dict[str, Any]) -> dict[str, Any]:
         "late_p99_ms": quantile(late_ms, 0.99),
         "late_min_ms": min(late_ms),
         "drift_ms": drift_ms,
+        "polls": len(starts),
     }
 
 
