@@ -184,3 +184,19 @@ async def test_pushed_statuses_beat_the_timer(virtual_time: VirtualClock) -> Non
         (0.3, "completed", "step 3/3"),
     ]
     assert gets == 1  # only the first poll: every later state was pushed
+
+
+async def test_poll_many_through_the_adapter(virtual_time: VirtualClock) -> None:
+    """The adapter's poll_many polls a batch with the session's pushes wired in."""
+    async with connect() as tasks:
+        ids = [
+            await tasks.start("work", {"steps": 2, "step_ms": 100, "interval_ms": 10_000})
+            for _ in range(3)
+        ]
+        finals: dict[str, str] = {}
+        async for state in rxtasks.iterate(tasks.poll_many(ids, max_in_flight=2)):
+            finals[state.taskId] = state.status
+        gets = tasks.gets
+    assert finals == dict.fromkeys(ids, "completed")
+    assert gets == 3  # one poll each: the rest came as pushes
+    assert "pushed statuses" in repr(tasks)

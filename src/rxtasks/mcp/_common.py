@@ -8,10 +8,15 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from reactivex.subject import Subject
 
+from .._many import poll_many as _poll_many
 from .._observable import poll as _poll
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from reactivex import Observable, abc
+
+    from .._policy import PollPolicy
 
 __all__ = ["PushedStatuses", "TaskAdapter"]
 
@@ -71,6 +76,7 @@ class TaskAdapter(ABC, Generic[T]):
         *,
         cancel_on_dispose: bool = False,
         scheduler: abc.SchedulerBase | None = None,
+        policy: PollPolicy | None = None,
     ) -> Observable[T]:
         """Poll the task at the server's pace, racing its pushed statuses, if any.
 
@@ -80,6 +86,7 @@ class TaskAdapter(ABC, Generic[T]):
             cancel_on_dispose: Send ``tasks/cancel`` (best effort) when the subscription
                 is disposed before the task is terminal.
             scheduler: As for `rxtasks.poll`.
+            policy: As for `rxtasks.poll`.
 
         Returns:
             The cold observable of `rxtasks.poll`.
@@ -91,4 +98,44 @@ class TaskAdapter(ABC, Generic[T]):
             scheduler=scheduler,
             notifications=self.notifications.observable if self.notifications else None,
             cancel_task=self.cancel_task if cancel_on_dispose else None,
+            policy=policy,
         )
+
+    def poll_many(
+        self,
+        task_ids: Iterable[str] | Observable[str],
+        default_interval_ms: float = 500,
+        *,
+        max_in_flight: int | None = None,
+        cancel_on_dispose: bool = False,
+        scheduler: abc.SchedulerBase | None = None,
+        policy: PollPolicy | None = None,
+    ) -> Observable[T]:
+        """Poll many tasks as one stream (`rxtasks.poll_many`), with the pushed statuses.
+
+        Args:
+            task_ids: The tasks, as `start` returned them: an iterable or an observable.
+            default_interval_ms: Interval when the server suggests none, in milliseconds.
+            max_in_flight: At most this many ``tasks/get`` in flight at once.
+            cancel_on_dispose: Send ``tasks/cancel`` for each task not terminal when the
+                subscription is disposed.
+            scheduler: As for `rxtasks.poll`.
+            policy: As for `rxtasks.poll`, for each task.
+
+        Returns:
+            The cold observable of `rxtasks.poll_many`.
+        """
+        return _poll_many(
+            self.get_task,
+            task_ids,
+            default_interval_ms,
+            policy=policy,
+            max_in_flight=max_in_flight,
+            scheduler=scheduler,
+            notifications=self.notifications.observable if self.notifications else None,
+            cancel_task=self.cancel_task if cancel_on_dispose else None,
+        )
+
+    def __repr__(self) -> str:
+        pushes = "with pushed statuses" if self.notifications else "polling only"
+        return f"<{type(self).__qualname__} {pushes}>"
