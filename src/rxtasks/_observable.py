@@ -285,9 +285,8 @@ class Poller(abc.DisposableBase, Generic[T]):
         self._call = None
         if self.disposed:
             return
-        reader = self._reader
         try:
-            terminal = reader.is_terminal(reader.status(result))
+            terminal = self._reader.terminal(result)
         except Exception as exc:  # noqa: BLE001 -- routed to on_error, the Rx contract
             self._fail(exc)
             return

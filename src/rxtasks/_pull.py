@@ -83,6 +83,9 @@ class PullScheduler(LoopClockScheduler):
         # is `sleep(delay)`, exactly what the SDK's loop sleeps, to the last bit.
         self._heap: list[tuple[float, int, float, float, TimerEntry]] = []
         self._awaits: deque[_PullAwait[Any]] = deque()  # due at once, run before timers
+        # Timers with no delay (every poll at interval 0) skip the heap: due at once, in
+        # order, after any heap timer already due.
+        self._due: deque[TimerEntry] = deque()
         self._seq = 0
         self._timers = 0
         self._sleep_scope: anyio.CancelScope | None = None
@@ -96,10 +99,13 @@ class PullScheduler(LoopClockScheduler):
     ) -> abc.DisposableBase:
         """Queue ``action`` to run ``delay`` seconds (>= 0) from now on the loop's clock."""
         entry = TimerEntry(self, action, state)
+        self._timers += 1
+        if not delay:
+            self._due.append(entry)
+            return entry
         self._seq += 1
         start = self._clock()
         heapq.heappush(self._heap, (start + delay, self._seq, start, delay, entry))
-        self._timers += 1
         return entry
 
     def timer_dropped(self) -> None:
@@ -124,7 +130,7 @@ class PullScheduler(LoopClockScheduler):
     @property
     def pending(self) -> int:
         """How many timers and awaits are queued (dropped ones included until popped)."""
-        return len(self._heap) + len(self._awaits)
+        return len(self._heap) + len(self._due) + len(self._awaits)
 
     def wake(self) -> None:
         """Cut short the wait for the next timer: something arrived from elsewhere."""
@@ -144,6 +150,7 @@ class PullScheduler(LoopClockScheduler):
             StalledError: If nothing is queued and ``ready()`` is still false.
         """
         heap = self._heap
+        due_now = self._due
         awaits = self._awaits
         clock = self._clock
         while True:
@@ -159,6 +166,16 @@ class PullScheduler(LoopClockScheduler):
                     else:
                         if not job.disposed:
                             job.on_result(result)
+            elif due_now and not (heap and heap[0][0] <= clock()):
+                entry = due_now.popleft()
+                if not entry.is_queued():  # dropped
+                    continue
+                await self._sleep(0)  # a checkpoint, as the SDK's loop sleeps 0
+                if not entry.is_queued():  # dropped while we yielded
+                    continue
+                entry.owner = None
+                self._timers -= 1
+                entry.run(self)
             elif not heap:
                 raise StalledError(
                     "iterate(): the observable has not completed and no work is queued on"
@@ -203,7 +220,10 @@ class PullScheduler(LoopClockScheduler):
         """Drop the queued timers and run the queued awaits (cleanup after disposal)."""
         for _, _, _, _, entry in self._heap:
             entry.drop()
+        for entry in self._due:
+            entry.drop()
         self._heap = []
+        self._due.clear()
         self._timers = 0
         awaits, self._awaits = self._awaits, deque()
         for job in awaits:

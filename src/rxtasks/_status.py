@@ -172,6 +172,7 @@ class ResultReader:
         "_default_ms",
         "_default_s",
         "_hint_name",
+        "_object_type",
         "_warned_hint",
         "_warned_status",
         "task_id",
@@ -182,8 +183,28 @@ class ResultReader:
         self._default_ms = default_interval_ms
         self._default_s = default_interval_ms / 1000
         self._hint_name: str | None = None
+        # The type of the last result read as an object, not a Mapping: every poll of a
+        # task returns the same type, and isinstance(x, Mapping) is an ABC check.
+        self._object_type: type | None = None
         self._warned_hint = False
         self._warned_status = False
+
+    def terminal(self, result: object) -> bool:
+        """Tell whether a result is terminal: `status` and `is_terminal` in one step.
+
+        Raises:
+            InvalidResultError: If the result has no ``status`` at all.
+        """
+        if type(result) is self._object_type:
+            status = getattr(result, "status", _MISSING)
+            if type(status) is str:
+                if status in TERMINAL_STATUSES:
+                    return True
+                if status in KNOWN_STATUSES:
+                    return False
+        elif not isinstance(result, Mapping):
+            self._object_type = type(result)
+        return self.is_terminal(self.status(result))
 
     def status(self, result: object) -> object:
         """Return the result's ``status``.
@@ -242,7 +263,7 @@ class ResultReader:
         return seconds
 
     def _hint(self, result: object) -> object:
-        if isinstance(result, Mapping):
+        if type(result) is not self._object_type and isinstance(result, Mapping):
             mapping = cast("Mapping[str, object]", result)
             for name in _HINT_NAMES:
                 value = mapping.get(name)
