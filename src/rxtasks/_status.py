@@ -83,6 +83,10 @@ def _field(result: object, name: str) -> object:
     return getattr(result, name, _MISSING)
 
 
+def _is_mapping(result: object) -> bool:
+    return isinstance(result, Mapping)
+
+
 def _first_field(result: object, names: tuple[str, ...]) -> object:
     """Return the first of ``names`` that the result has and is not None, or None."""
     for name in names:
@@ -202,7 +206,7 @@ class ResultReader:
                     return True
                 if status in KNOWN_STATUSES:
                     return False
-        elif not isinstance(result, Mapping):
+        elif not _is_mapping(result):
             self._object_type = type(result)
         return self.is_terminal(self.status(result))
 
@@ -263,7 +267,7 @@ class ResultReader:
         return seconds
 
     def _hint(self, result: object) -> object:
-        if type(result) is not self._object_type and isinstance(result, Mapping):
+        if type(result) is not self._object_type and _is_mapping(result):
             mapping = cast("Mapping[str, object]", result)
             for name in _HINT_NAMES:
                 value = mapping.get(name)
