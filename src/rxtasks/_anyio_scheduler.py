@@ -98,6 +98,9 @@ class AnyioScheduler(LoopClockScheduler):
         self._workers = 0
         self._coming = 0  # workers woken or started that have not looked at the queues yet
         self._in_sync = False  # a worker runs synchronous code and will look again
+        # When an await's outcome arrived: timers scheduled while it is delivered count
+        # from then, not from the end of the on_next chain, so the chain adds no drift.
+        self._step_start: float | None = None
         self._waiter_scope: anyio.CancelScope | None = None  # the sleep until the next timer
         self._waiter_due = 0.0
         self._task_group: TaskGroup | None = None
@@ -169,7 +172,8 @@ class AnyioScheduler(LoopClockScheduler):
         """Queue ``action`` to run ``delay`` seconds (>= 0) from now on the loop's clock."""
         self._check_running()
         entry = TimerEntry(self, action, state)
-        due = self._clock() + delay
+        start = self._step_start
+        due = (self._clock() if start is None else start) + delay
         self._seq += 1
         heapq.heappush(self._heap, (due, self._seq, entry))
         self._timers += 1
@@ -215,10 +219,12 @@ class AnyioScheduler(LoopClockScheduler):
     def deliver(self, callback: Callable[[T], None], value: T) -> None:
         """Call an await's callback from its worker, which looks at the queues after."""
         self._in_sync = True
+        self._step_start = self._clock()
         try:
             callback(value)
         finally:
             self._in_sync = False
+            self._step_start = None
 
     def await_finished(self) -> None:
         """Count an await that ended (done, failed, cancelled, or dropped unstarted)."""

@@ -256,13 +256,16 @@ class Poller(abc.DisposableBase, Generic[T]):
     def accept_pushes(self) -> None:
         """Race pushed results (handed to `push`) against the timer from now on."""
         self._listening = True
+        expect_pushes = getattr(self._timers, "expect_pushes", None)
+        if expect_pushes is not None:  # iterate()'s scheduler: wake it for pushes
+            expect_pushes()
 
     def push(self, result: Any) -> None:
         """Take a pushed result (of any task: other tasks' are ignored)."""
         self._on_push(result)
 
     def listen(self, notifications: Observable[Any]) -> None:
-        self._listening = True
+        self.accept_pushes()
         subscription = notifications.subscribe(
             self._on_push, self._on_push_error, scheduler=self._timers
         )

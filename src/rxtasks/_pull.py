@@ -92,6 +92,12 @@ class PullScheduler(LoopClockScheduler):
         self._woken = False
         #: Whether `run_until` waits for a timer (and `wake` would cut it short).
         self.sleeping = False
+        # Whether items may arrive from other tasks (pushed statuses): only then are the
+        # waits for timers interruptible, which costs a cancel scope each.
+        self._interruptible = False
+        # When the await being delivered returned: timers scheduled meanwhile count from
+        # then, so the on_next chain adds no drift to the schedule.
+        self._step_start: float | None = None
         self._bind_loop()
 
     def schedule_after(
@@ -104,7 +110,9 @@ class PullScheduler(LoopClockScheduler):
             self._due.append(entry)
             return entry
         self._seq += 1
-        start = self._clock()
+        start = self._step_start
+        if start is None:
+            start = self._clock()
         heapq.heappush(self._heap, (start + delay, self._seq, start, delay, entry))
         return entry
 
@@ -131,6 +139,10 @@ class PullScheduler(LoopClockScheduler):
     def pending(self) -> int:
         """How many timers and awaits are queued (dropped ones included until popped)."""
         return len(self._heap) + len(self._due) + len(self._awaits)
+
+    def expect_pushes(self) -> None:
+        """Make the waits for timers interruptible: items may come from other tasks."""
+        self._interruptible = True
 
     def wake(self) -> None:
         """Cut short the wait for the next timer: something arrived from elsewhere."""
@@ -165,7 +177,11 @@ class PullScheduler(LoopClockScheduler):
                             job.on_error(exc)
                     else:
                         if not job.disposed:
-                            job.on_result(result)
+                            self._step_start = clock()
+                            try:
+                                job.on_result(result)
+                            finally:
+                                self._step_start = None
             elif due_now and not (heap and heap[0][0] <= clock()):
                 entry = due_now.popleft()
                 if not entry.is_queued():  # dropped
@@ -189,7 +205,9 @@ class PullScheduler(LoopClockScheduler):
                     heapq.heappop(heap)
                     continue
                 now = clock()
-                if now < due:
+                if now < due and not self._interruptible:
+                    await self._sleep(delay if now == start else due - now)
+                elif now < due:
                     # Wait for the timer, interruptibly (see `wake`). A plain sleep, not a
                     # cancel-scope deadline, so that it ends exactly when the SDK's would.
                     with anyio.CancelScope() as scope:
