@@ -101,8 +101,10 @@ class AnyioScheduler(LoopClockScheduler):
         # When an await's outcome arrived: timers scheduled while it is delivered count
         # from then, not from the end of the on_next chain, so the chain adds no drift.
         self._step_start: float | None = None
-        self._waiter_scope: anyio.CancelScope | None = None  # the sleep until the next timer
-        self._waiter_due = 0.0
+        # Workers asleep until a timer is due, and when. A sleep is a plain sleep, not one in a
+        # cancel scope (which cost a scope per poll): a timer due earlier than every sleeper
+        # gets a worker of its own instead of cutting a sleep short.
+        self._sleepers: dict[_Worker, float] = {}
         self._task_group: TaskGroup | None = None
         self._thread: int | None = None
         self._closing = False
@@ -126,7 +128,8 @@ class AnyioScheduler(LoopClockScheduler):
         assert self._task_group is not None
         try:
             self._closing = True
-            self._wake_all()
+            if self._finished():
+                self._wake_all()  # else the last timer or await to end wakes everyone
         finally:
             try:
                 suppress = await self._task_group.__aexit__(exc_type, exc, tb)
@@ -177,11 +180,7 @@ class AnyioScheduler(LoopClockScheduler):
         self._seq += 1
         heapq.heappush(self._heap, (due, self._seq, entry))
         self._timers += 1
-        waiter = self._waiter_scope
-        if waiter is not None:
-            if due < self._waiter_due:
-                waiter.cancel()  # the waiter sleeps toward a later timer: recompute
-        elif not self._in_sync:
+        if not self._in_sync and not self._covered(due):
             self._summon()
         return entry
 
@@ -288,7 +287,7 @@ class AnyioScheduler(LoopClockScheduler):
                 self._run_due_timers(clock())
             if calls:
                 call = calls.popleft()
-                if calls or (self._timers and self._waiter_scope is None):
+                if calls or (self._timers and not self._covered(heap[0][0])):
                     self._summon()  # this worker is busy now: more work needs another
                 await call.run(worker)
                 checkpointed = False
@@ -296,16 +295,21 @@ class AnyioScheduler(LoopClockScheduler):
             if self._closing and self._finished():
                 self._wake_all()
                 return
-            if self._timers and self._waiter_scope is None:
+            if self._timers:
                 while not heap[0][2].is_queued():  # dropped timers: not worth a wait
                     heapq.heappop(heap)
                 due = heap[0][0]
-                if await self._wait_for_timer(due):
-                    # Slept the full time: the timer is due even if the clock reads a hair
-                    # earlier (asyncio fires early by its resolution; looptime rounds).
+                if not self._covered(due):
+                    self._sleepers[worker] = due
+                    try:
+                        await sleep(max(due - clock(), 0.0))
+                    finally:
+                        del self._sleepers[worker]
+                    # The timer is due even if the clock reads a hair earlier (asyncio
+                    # fires early by its resolution; looptime rounds to microseconds).
                     self._run_due_timers(max(clock(), due))
-                checkpointed = True
-                continue
+                    checkpointed = True
+                    continue
             if len(self._idle) >= _MAX_IDLE:
                 return
             worker.wakeup = anyio.Event()
@@ -331,32 +335,26 @@ class AnyioScheduler(LoopClockScheduler):
         finally:
             self._in_sync = False
 
-    async def _wait_for_timer(self, due: float) -> bool:
-        """Sleep until ``due``, unless an earlier timer or the end cuts it short.
-
-        Returns:
-            True if the sleep ran its full time.
-        """
-        with anyio.CancelScope() as scope:
-            self._waiter_scope = scope
-            self._waiter_due = due
-            try:
-                await self._sleep(max(due - self._clock(), 0.0))
-            finally:
-                self._waiter_scope = None
-        return not scope.cancelled_caught
+    def _covered(self, due: float) -> bool:
+        """Whether a worker is asleep until ``due`` or earlier (and will look then)."""
+        sleepers = self._sleepers
+        if not sleepers:
+            return False
+        return min(sleepers.values()) <= due
 
     def _finished(self) -> bool:
         return not self._timers and not self._awaits
 
     def _wake_all(self) -> None:
+        """Closing and nothing left: wake every idle and sleeping worker, so they end."""
         for worker in self._idle:
             if worker.wakeup is not None and not worker.wakeup.is_set():
                 self._coming += 1
                 worker.wakeup.set()
         self._idle.clear()
-        if self._waiter_scope is not None:
-            self._waiter_scope.cancel()
+        for sleeper in self._sleepers:  # closing: a sleeper toward a dropped timer ends now
+            if sleeper.scope is not None:
+                sleeper.scope.cancel()
 
     def _drop_all(self) -> None:
         for _, _, entry in self._heap:
