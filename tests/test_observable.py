@@ -419,3 +419,13 @@ async def test_zip_of_polls(virtual_time: VirtualClock) -> None:
             ("working", "working"),
             ("completed", "completed"),
         ]
+
+
+async def test_await_poll_gives_the_final_state(anyio_backend: AnyioBackend) -> None:
+    """On asyncio, awaiting the observable (reactivex's own __await__) gives the end."""
+    if anyio_backend[0] != "asyncio":
+        pytest.skip("reactivex's Observable.__await__ is asyncio's")
+    server = FakeTaskServer({"t": steps("working", "completed", interval_ms=10)})
+    final = await rxtasks.poll(server.get_task, "t")
+    assert final.status == "completed"
+    assert len(server.calls) == 2
