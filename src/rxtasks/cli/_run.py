@@ -15,6 +15,7 @@ import reactivex
 from reactivex import operators as ops
 
 from .._bridge import open_stream
+from .._errors import TaskNotCreatedError
 from .._status import is_terminal
 
 if TYPE_CHECKING:
@@ -38,10 +39,12 @@ __all__ = [
     "TaskSpec",
     "WatchOptions",
     "demo_batch",
+    "explain_task_error",
     "leaves",
     "report",
     "run_demo",
     "run_watch",
+    "where",
 ]
 
 S = TypeVar("S")
@@ -61,6 +64,24 @@ DEMO_ANSWER = "42"
 
 class CommandError(Exception):
     """A command cannot go on; its message is the whole one-line explanation."""
+
+
+def explain_task_error(leaf: BaseException, options: DemoOptions | WatchOptions) -> str | None:
+    """The one-line explanation of an error any SDK raises alike, else None."""
+    if isinstance(leaf, CommandError):
+        return str(leaf)
+    if isinstance(leaf, TaskNotCreatedError):
+        tool = repr(options.tool) if isinstance(options, WatchOptions) else "a tool"
+        # The server's own words, from the CallToolResult of either SDK, if any.
+        content: list[object] = getattr(leaf.result, "content", None) or []
+        texts = [text for c in content if isinstance(text := getattr(c, "text", None), str)]
+        return f"the server did not run {tool} as a task: {' '.join(texts) or leaf}"
+    return None
+
+
+def where(options: DemoOptions | WatchOptions) -> str:
+    """The server a command talks to, for messages."""
+    return options.url if isinstance(options, WatchOptions) else "the in-process server"
 
 
 @dataclass(frozen=True)

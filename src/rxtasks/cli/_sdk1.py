@@ -15,7 +15,7 @@ from mcp import types
 from mcp.client.session import ClientSession
 from mcp.shared.exceptions import McpError
 
-from .._errors import TaskCancelledError, TaskError, TaskNotCreatedError
+from .._errors import TaskCancelledError, TaskError
 from ..mcp.sdk1 import CoreTasks, TaskNotifications
 from ._run import (
     DEMO_ANSWER,
@@ -25,10 +25,12 @@ from ._run import (
     State,
     WatchOptions,
     demo_batch,
+    explain_task_error,
     leaves,
     report,
     run_demo,
     run_watch,
+    where,
 )
 from ._view import TaskView
 
@@ -183,21 +185,17 @@ async def watch(options: WatchOptions, console: Console) -> int:
 
 def explain(error: BaseException, options: DemoOptions | WatchOptions) -> str | None:
     """Return the one-line explanation of an error the user can act on, else None."""
-    where = options.url if isinstance(options, WatchOptions) else "the in-process server"
+    server = where(options)
     for leaf in leaves(error):
-        if isinstance(leaf, CommandError):
-            return str(leaf)
+        shared = explain_task_error(leaf, options)
+        if shared is not None:
+            return shared
         if isinstance(leaf, httpx.ConnectError | httpx.ConnectTimeout):
-            return f"cannot connect to {where}: {leaf}"
+            return f"cannot connect to {server}: {leaf}"
         if isinstance(leaf, httpx.HTTPStatusError):
-            return f"{where} answered HTTP {leaf.response.status_code}; is it an MCP endpoint?"
+            return f"{server} answered HTTP {leaf.response.status_code}; is it an MCP endpoint?"
         if isinstance(leaf, httpx.HTTPError):
-            return f"the connection to {where} failed: {leaf!r}"
-        if isinstance(leaf, TaskNotCreatedError):
-            result = leaf.result
-            detail = _text(result) if isinstance(result, types.CallToolResult) else str(leaf)
-            tool = repr(options.tool) if isinstance(options, WatchOptions) else "a tool"
-            return f"the server did not run {tool} as a task: {detail}"
+            return f"the connection to {server} failed: {leaf!r}"
         if isinstance(leaf, McpError):
-            return f"{where} answered an error: {leaf.error.message} (code {leaf.error.code})"
+            return f"{server} answered an error: {leaf.error.message} (code {leaf.error.code})"
     return None

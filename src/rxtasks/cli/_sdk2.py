@@ -17,7 +17,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
 from pydantic import ValidationError
 
-from .._errors import TaskCancelledError, TaskError, TaskNotCreatedError
+from .._errors import TaskCancelledError, TaskError
 from ..mcp import TASKS_EXTENSION
 from ..mcp.sdk2 import CoreTasks, ExtensionTask, ExtensionTasks, TaskNotifications, session_options
 from ._run import (
@@ -28,10 +28,12 @@ from ._run import (
     State,
     WatchOptions,
     demo_batch,
+    explain_task_error,
     leaves,
     report,
     run_demo,
     run_watch,
+    where,
 )
 from ._view import TaskView
 
@@ -202,21 +204,17 @@ async def watch(options: WatchOptions, console: Console) -> int:
 
 def explain(error: BaseException, options: DemoOptions | WatchOptions) -> str | None:
     """Return the one-line explanation of an error the user can act on, else None."""
-    where = options.url if isinstance(options, WatchOptions) else "the in-process server"
+    server = where(options)
     for leaf in leaves(error):
-        if isinstance(leaf, CommandError):
-            return str(leaf)
+        shared = explain_task_error(leaf, options)
+        if shared is not None:
+            return shared
         if isinstance(leaf, httpx2.ConnectError | httpx2.ConnectTimeout):
-            return f"cannot connect to {where}: {leaf}"
+            return f"cannot connect to {server}: {leaf}"
         if isinstance(leaf, httpx2.HTTPStatusError):
-            return f"{where} answered HTTP {leaf.response.status_code}; is it an MCP endpoint?"
+            return f"{server} answered HTTP {leaf.response.status_code}; is it an MCP endpoint?"
         if isinstance(leaf, httpx2.HTTPError):
-            return f"the connection to {where} failed: {leaf!r}"
-        if isinstance(leaf, TaskNotCreatedError):
-            result = leaf.result
-            detail = _text(result) if isinstance(result, mcp_types.CallToolResult) else str(leaf)
-            tool = repr(options.tool) if isinstance(options, WatchOptions) else "a tool"
-            return f"the server did not run {tool} as a task: {detail}"
+            return f"the connection to {server} failed: {leaf!r}"
         if isinstance(leaf, MCPError):
-            return f"{where} answered an error: {leaf.message} (code {leaf.code})"
+            return f"{server} answered an error: {leaf.message} (code {leaf.code})"
     return None
