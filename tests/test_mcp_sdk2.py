@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 import anyio
 import pytest
@@ -41,8 +41,10 @@ from rxtasks.mcp.sdk2 import (
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
+    from types import TracebackType
 
     from mcp.client.context import ClientRequestContext
+    from mcp.shared.message import SessionMessage
 
 pytestmark = pytest.mark.mcp2
 
@@ -199,14 +201,70 @@ async def answer(
     return mcp_types.ElicitResult(action="accept", content={"answer": "42"})
 
 
+class Sends(Protocol):
+    """What a client transport's write stream offers (the SDK's protocol is private)."""
+
+    async def send(self, item: SessionMessage, /) -> None:
+        """Write one message."""
+
+    async def aclose(self) -> None:
+        """Close the stream."""
+
+
+class Written:
+    """A client's write stream that remembers the method of every message it passes on."""
+
+    def __init__(self, stream: Sends) -> None:
+        self.stream = stream
+        self.methods: list[str] = []
+        self._wrote = anyio.Event()
+
+    async def send(self, item: SessionMessage, /) -> None:
+        """Pass the message on, then note its method."""
+        await self.stream.send(item)
+        method = getattr(item.message, "method", None)
+        if isinstance(method, str):
+            self.methods.append(method)
+            self._wrote.set()
+            self._wrote = anyio.Event()
+
+    async def written(self, method: str) -> None:
+        """Return once a message of ``method`` has been written."""
+        while method not in self.methods:
+            await self._wrote.wait()
+
+    async def aclose(self) -> None:
+        """Close the wrapped stream."""
+        await self.stream.aclose()
+
+    async def __aenter__(self) -> Self:
+        """Nothing to open."""
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        """Close the wrapped stream."""
+        await self.aclose()
+
+
 @asynccontextmanager
-async def core_tasks() -> AsyncGenerator[CoreTasks]:
-    """An mcp 2.x session to an mcp 1.30 task server in a subprocess."""
+async def core_tasks(written: list[Written] | None = None) -> AsyncGenerator[CoreTasks]:
+    """An mcp 2.x session to an mcp 1.30 task server in a subprocess.
+
+    ``written``, if given, receives the session's recording write stream.
+    """
     if MCP1_PYTHON is None:
         pytest.skip("set RXTASKS_MCP1_PYTHON to a Python with mcp>=1.23,<2 (nox does)")
     notifications = TaskNotifications()
     async with stdio_client(_stdio("rxtasks.mcp._server_sdk1", MCP1_PYTHON)) as (read, write):
-        dispatcher = JSONRPCDispatcher(read, write)
+        recorder = Written(write)
+        if written is not None:
+            written.append(recorder)
+        dispatcher = JSONRPCDispatcher(read, recorder)
         async with ClientSession(
             dispatcher=dispatcher,
             notification_bindings=notifications.bindings,
@@ -301,6 +359,31 @@ def test_core_input_required_over_tasks_result(core_backend: str) -> None:
     assert "input_required" in seen
     assert seen[-1] == "completed"
     assert texts == ["answer: 42"]
+
+
+def test_core_abandoned_get_sends_no_cancel(core_backend: str) -> None:
+    """A tasks/get given up by its caller is not followed by notifications/cancelled.
+
+    An mcp 1.x server can lose the session to a cancellation that arrives while it
+    answers (python-sdk#2149): the watch of a task whose terminal push beat an
+    in-flight poll then failed with "Session not found".
+    """
+    written: list[Written] = []
+    states: list[str] = []
+
+    async def body() -> None:
+        async with core_tasks(written) as tasks:
+            task_id = await tasks.start("work", {"steps": 1, "step_ms": 50})
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(tasks.get_task, task_id)
+                await written[0].written("tasks/get")
+                tg.cancel_scope.cancel()  # the response cannot have come back yet
+            states.extend([s.status async for s in rxtasks.iterate(tasks.poll(task_id, 50))])
+
+    run(core_backend, body)
+    assert "notifications/cancelled" not in written[0].methods
+    assert written[0].methods.count("tasks/get") >= 2
+    assert states[-1] == "completed"
 
 
 async def test_core_start_without_dispatcher_says_why() -> None:

@@ -379,7 +379,8 @@ class CoreTasks(TaskAdapter[mcp_types.Task]):
     Args:
         session: An initialized client session.
         notifications: The session's pushed statuses (``notifications/tasks/status``).
-        dispatcher: The session's dispatcher, to create tasks with `start`.
+        dispatcher: The session's dispatcher, to create tasks with `start` and to let
+            `get_task` be abandoned without a ``notifications/cancelled``.
     """
 
     def __init__(
@@ -418,9 +419,24 @@ class CoreTasks(TaskAdapter[mcp_types.Task]):
         return mcp_types.CreateTaskResult.model_validate(raw, by_name=False).task.task_id
 
     async def get_task(self, task_id: str) -> mcp_types.GetTaskResult:
-        """Return the task's state (``tasks/get``); ``MCPError`` -32602 if unknown."""
+        """Return the task's state (``tasks/get``); ``MCPError`` -32602 if unknown.
+
+        With a ``dispatcher``, a ``tasks/get`` abandoned by its caller (a subscription
+        disposed, or a terminal push that won the race) is not followed by
+        ``notifications/cancelled``. A read has no work to stop, and an mcp 1.x server
+        (up to 1.30 at least) can lose the whole session to a cancellation that arrives
+        while it answers: the handler's ``CancelledError`` escapes
+        ``RequestResponder.__exit__`` (python-sdk#2149) and every later request gets
+        "Session not found". Without a dispatcher the session sends the notification.
+        """
         request = mcp_types.GetTaskRequest(params=mcp_types.GetTaskRequestParams(task_id=task_id))
-        return await self.session.send_request(request, mcp_types.GetTaskResult)
+        if self.dispatcher is None:
+            return await self.session.send_request(request, mcp_types.GetTaskResult)
+        params = request.params.model_dump(by_alias=True, mode="json", exclude_none=True)
+        raw = await self.dispatcher.send_raw_request(
+            "tasks/get", params, {"cancel_on_abandon": False}
+        )
+        return mcp_types.GetTaskResult.model_validate(raw, by_name=False)
 
     async def cancel_task(self, task_id: str) -> None:
         """Ask the server to cancel the task (``tasks/cancel``)."""
