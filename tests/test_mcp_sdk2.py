@@ -113,15 +113,19 @@ async def test_extension_cancelled_while_polling() -> None:
 
 
 async def test_extension_input_required_answered_with_update() -> None:
-    """input_required lists its requests; tasks/update answers them once; it completes."""
+    """input_required lists its requests; tasks/update answers them once; working; done.
+
+    Answered, the tool works for 2 s (status message "answered"): at the 250 ms interval
+    the server suggests, polls see it working again before it completes.
+    """
     answers: list[list[str]] = []
     async with extension_tasks() as tasks:
-        task_id = await tasks.start("ask", {"question": "answer?"})
-        seen: list[str] = []
+        task_id = await tasks.start("ask", {"question": "answer?", "then_ms": 2000})
+        seen: list[tuple[str, str | None]] = []
         final: ExtensionTask | None = None
         async for state in rxtasks.iterate(tasks.poll(task_id, default_interval_ms=50)):
             final = state
-            seen.append(state.status)
+            seen.append((state.status, state.status_message))
             new = tasks.new_input_requests(state)
             if new:
                 answers.append(list(new))
@@ -130,8 +134,10 @@ async def test_extension_input_required_answered_with_update() -> None:
                 assert tasks.new_input_requests(state) == {}  # answered: not asked again
         assert final is not None
         result = tasks.outcome(final)
-    assert "input_required" in seen
-    assert seen[-1] == "completed"
+    statuses = [status for status, _ in seen]
+    asked = statuses.index("input_required")
+    assert ("working", "answered") in seen[asked:]
+    assert statuses[-1] == "completed"
     assert len(answers) == 1
     assert result.content == [mcp_types.TextContent(type="text", text="answer: 42")]
 
@@ -338,8 +344,8 @@ def test_core_failed_cancelled_and_unknown(core_backend: str) -> None:
 
 
 def test_core_input_required_over_tasks_result(core_backend: str) -> None:
-    """input_required is seen; tasks/result carries the question; the task completes."""
-    seen: list[str] = []
+    """input_required; tasks/result carries the question; pushed working again; done."""
+    seen: list[tuple[str, str | None]] = []
     texts: list[str] = []
 
     async def body() -> None:
@@ -351,13 +357,15 @@ def test_core_input_required_over_tasks_result(core_backend: str) -> None:
                 texts.extend(c.text for c in result.content if isinstance(c, mcp_types.TextContent))
 
             async for state in rxtasks.iterate(tasks.poll(task_id, 50)):
-                if state.status == "input_required" and "input_required" not in seen:
+                if state.status == "input_required" and "input_required" not in dict(seen):
                     tg.start_soon(fetch)
-                seen.append(state.status)
+                seen.append((state.status, state.status_message))
 
     run(core_backend, body)
-    assert "input_required" in seen
-    assert seen[-1] == "completed"
+    statuses = [status for status, _ in seen]
+    # The server pushes "answered" (working) before it completes the task.
+    assert ("working", "answered") in seen[statuses.index("input_required") :]
+    assert statuses[-1] == "completed"
     assert texts == ["answer: 42"]
 
 

@@ -8,7 +8,8 @@ fixed per tool in fastmcp-tasks, so tools differ in it:
 - ``slow(steps, step_ms)``: the same with a 750 ms interval.
 - ``fail(after_ms, message)``: fails (a JSON-RPC error, so ``failed``, not ``isError``).
 - ``wait_cancel(tick_ms)``: works until cancelled.
-- ``ask(question)``: asks for input (``input_required``), then completes with the answer.
+- ``ask(question, then_ms)``: asks for input (``input_required``); once answered it works
+  for ``then_ms`` (status message ``answered``), then completes with the answer.
 - ``echo(text)``: not a task tool; answers at once.
 
 fastmcp-tasks' task backend (Docket) runs on asyncio only.
@@ -79,12 +80,14 @@ def build_extension_server(name: str = "rxtasks-demo-extension") -> FastMCP[Any]
 
     @server.tool(task=_task(250))
     async def ask(
-        ctx: Context, question: str = "What is your name?"
+        ctx: Context, question: str = "What is your name?", then_ms: int = 300
     ) -> str | mcp_types.InputRequiredResult:
-        """Ask the client for an answer, then complete with it."""
+        """Ask the client for an answer; work then_ms ("answered"), then complete with it."""
         answers: dict[str, Any] = dict(ctx.input_responses or {})
         if "answer" in answers:
             content: dict[str, Any] = getattr(answers["answer"], "content", None) or {}
+            await ctx.report_progress(1, 1, "answered")  # working again, with a message
+            await anyio.sleep(then_ms / 1000)
             return f"answer: {content.get('answer')}"
         return mcp_types.InputRequiredResult(
             input_requests={
