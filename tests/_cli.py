@@ -107,8 +107,15 @@ def interrupt_watch(url: str, *args: str) -> tuple[int, str, str]:
     """
     import signal
 
+    # Python turns SIGINT into KeyboardInterrupt only if SIGINT was not ignored when it
+    # started, and a child inherits "ignored" (as when these tests run as a background
+    # job of a non-interactive shell): so the child restores Ctrl-C itself.
+    ctrl_c = (
+        "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler);"
+        " runpy.run_module('rxtasks', run_name='__main__', alter_sys=True)"
+    )
     process = subprocess.Popen(
-        [sys.executable, "-m", "rxtasks", "watch", url, *args],
+        [sys.executable, "-c", ctrl_c, "watch", url, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
