@@ -394,6 +394,25 @@ def test_core_abandoned_get_sends_no_cancel(core_backend: str) -> None:
     assert states[-1] == "completed"
 
 
+def test_core_read_timeout(core_backend: str) -> None:
+    """read_timeout_seconds bounds each tasks/get; it fails with MCPError, quietly."""
+    written: list[Written] = []
+    codes: list[int] = []
+
+    async def body() -> None:
+        async with core_tasks(written) as tasks:
+            task_id = await tasks.start("work", {"steps": 1, "step_ms": 50})
+            hasty = CoreTasks(tasks.session, dispatcher=tasks.dispatcher, read_timeout_seconds=1e-6)
+            with pytest.raises(MCPError) as info:
+                await hasty.get_task(task_id)  # a process round trip takes far longer
+            codes.append(info.value.code)
+            assert (await tasks.get_task(task_id)).task_id == task_id  # the session lives
+
+    run(core_backend, body)
+    assert codes == [mcp_types.REQUEST_TIMEOUT]
+    assert "notifications/cancelled" not in written[0].methods
+
+
 async def test_core_start_without_dispatcher_says_why() -> None:
     """Without the dispatcher, mcp 2.x cannot create 2025-11-25 tasks: a clear error."""
     send, receive = anyio.create_memory_object_stream[Any](1)

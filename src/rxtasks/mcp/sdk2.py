@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Iterable, Mapping
 
     from mcp.client.session import ClientSession
+    from mcp.shared.dispatcher import CallOptions
     from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
 
 __all__ = [
@@ -381,6 +382,9 @@ class CoreTasks(TaskAdapter[mcp_types.Task]):
         notifications: The session's pushed statuses (``notifications/tasks/status``).
         dispatcher: The session's dispatcher, to create tasks with `start` and to let
             `get_task` be abandoned without a ``notifications/cancelled``.
+        read_timeout_seconds: How long a ``tasks/get`` sent through the ``dispatcher``
+            may take before it fails with ``MCPError`` (the session's own
+            ``read_timeout_seconds`` is private to it); None waits as long as it takes.
     """
 
     def __init__(
@@ -389,10 +393,12 @@ class CoreTasks(TaskAdapter[mcp_types.Task]):
         *,
         notifications: TaskNotifications | None = None,
         dispatcher: JSONRPCDispatcher | None = None,
+        read_timeout_seconds: float | None = None,
     ) -> None:
         super().__init__(notifications)
         self.session = session
         self.dispatcher = dispatcher
+        self.read_timeout_seconds = read_timeout_seconds
 
     async def start(
         self, name: str, arguments: dict[str, Any] | None = None, *, ttl_ms: int | None = 60_000
@@ -433,9 +439,10 @@ class CoreTasks(TaskAdapter[mcp_types.Task]):
         if self.dispatcher is None:
             return await self.session.send_request(request, mcp_types.GetTaskResult)
         params = request.params.model_dump(by_alias=True, mode="json", exclude_none=True)
-        raw = await self.dispatcher.send_raw_request(
-            "tasks/get", params, {"cancel_on_abandon": False}
-        )
+        options: CallOptions = {"cancel_on_abandon": False}
+        if self.read_timeout_seconds is not None:
+            options["timeout"] = self.read_timeout_seconds
+        raw = await self.dispatcher.send_raw_request("tasks/get", params, options)
         return mcp_types.GetTaskResult.model_validate(raw, by_name=False)
 
     async def cancel_task(self, task_id: str) -> None:
