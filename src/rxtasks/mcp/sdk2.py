@@ -25,13 +25,13 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 from datetime import datetime  # noqa: TC003 -- pydantic reads field types at runtime
-from typing import TYPE_CHECKING, Annotated, Any, Literal, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, cast
 
 import anyio
 import mcp_types
 from mcp.client.extension import NotificationBinding
 from mcp.shared.exceptions import MCPError
-from pydantic import ConfigDict, Discriminator, Tag, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Discriminator, Tag, TypeAdapter
 
 from .._errors import TaskCancelledError, TaskFailedError, TaskNotCreatedError
 from .._status import is_terminal
@@ -53,6 +53,8 @@ __all__ = [
     "demo_server",
     "session_options",
 ]
+
+R = TypeVar("R", bound=BaseModel)
 
 
 # -- the extension's wire models (SEP-2663) --------------------------------------------------
@@ -373,6 +375,15 @@ class CoreTasks(TaskAdapter[mcp_types.Task]):
     then sends the ``tools/call`` through it. Without one, `start` raises; poll tasks
     created elsewhere by id.
 
+    Pass the dispatcher even for polling alone. A request its caller gives up (a
+    subscription disposed, a terminal push that beat the poll, a timeout) is followed by
+    ``notifications/cancelled``, and an mcp 1.x server (up to 1.30 at least) can lose the
+    whole session to one that arrives while it answers: the handler's ``CancelledError``
+    escapes ``RequestResponder.__exit__`` (python-sdk#2149) and every later request gets
+    "Session not found". ``tasks/get`` and ``tasks/cancel`` have no work on the server
+    worth interrupting, so `get_task` and `cancel_task` send them through the dispatcher
+    without that notification (and with ``read_timeout_seconds``).
+
     An mcp 1.x server speaks 2025-11-25: initialize the session with ``initialize()``
     (over Streamable HTTP such a server answers ``server/discover`` with an error, -32600
     "Missing session ID", not -32601).
@@ -380,10 +391,10 @@ class CoreTasks(TaskAdapter[mcp_types.Task]):
     Args:
         session: An initialized client session.
         notifications: The session's pushed statuses (``notifications/tasks/status``).
-        dispatcher: The session's dispatcher, to create tasks with `start` and to let
-            `get_task` be abandoned without a ``notifications/cancelled``.
-        read_timeout_seconds: How long a ``tasks/get`` sent through the ``dispatcher``
-            may take before it fails with ``MCPError`` (the session's own
+        dispatcher: The session's dispatcher: to create tasks with `start`, and to give
+            up ``tasks/get`` and ``tasks/cancel`` without ``notifications/cancelled``.
+        read_timeout_seconds: How long a ``tasks/get`` or ``tasks/cancel`` sent through
+            the ``dispatcher`` may take before it fails with ``MCPError`` (the session's own
             ``read_timeout_seconds`` is private to it); None waits as long as it takes.
     """
 
@@ -427,30 +438,35 @@ class CoreTasks(TaskAdapter[mcp_types.Task]):
     async def get_task(self, task_id: str) -> mcp_types.GetTaskResult:
         """Return the task's state (``tasks/get``); ``MCPError`` -32602 if unknown.
 
-        With a ``dispatcher``, a ``tasks/get`` abandoned by its caller (a subscription
-        disposed, or a terminal push that won the race) is not followed by
-        ``notifications/cancelled``. A read has no work to stop, and an mcp 1.x server
-        (up to 1.30 at least) can lose the whole session to a cancellation that arrives
-        while it answers: the handler's ``CancelledError`` escapes
-        ``RequestResponder.__exit__`` (python-sdk#2149) and every later request gets
-        "Session not found". Without a dispatcher the session sends the notification.
+        Through the ``dispatcher`` if there is one (see the class).
         """
         request = mcp_types.GetTaskRequest(params=mcp_types.GetTaskRequestParams(task_id=task_id))
+        return await self._quietly(request, mcp_types.GetTaskResult)
+
+    async def cancel_task(self, task_id: str) -> None:
+        """Ask the server to cancel the task (``tasks/cancel``).
+
+        Through the ``dispatcher`` if there is one (see the class).
+        """
+        request = mcp_types.CancelTaskRequest(
+            params=mcp_types.CancelTaskRequestParams(task_id=task_id)
+        )
+        await self._quietly(request, mcp_types.CancelTaskResult)
+
+    async def _quietly(
+        self,
+        request: mcp_types.GetTaskRequest | mcp_types.CancelTaskRequest,
+        result_type: type[R],
+    ) -> R:
+        """Send a request with no server work to stop: given up, it is not cancelled."""
         if self.dispatcher is None:
-            return await self.session.send_request(request, mcp_types.GetTaskResult)
+            return await self.session.send_request(request, result_type)
         params = request.params.model_dump(by_alias=True, mode="json", exclude_none=True)
         options: CallOptions = {"cancel_on_abandon": False}
         if self.read_timeout_seconds is not None:
             options["timeout"] = self.read_timeout_seconds
-        raw = await self.dispatcher.send_raw_request("tasks/get", params, options)
-        return mcp_types.GetTaskResult.model_validate(raw, by_name=False)
-
-    async def cancel_task(self, task_id: str) -> None:
-        """Ask the server to cancel the task (``tasks/cancel``)."""
-        request = mcp_types.CancelTaskRequest(
-            params=mcp_types.CancelTaskRequestParams(task_id=task_id)
-        )
-        await self.session.send_request(request, mcp_types.CancelTaskResult)
+        raw = await self.dispatcher.send_raw_request(request.method, params, options)
+        return result_type.model_validate(raw, by_name=False)
 
     async def result(self, task_id: str) -> mcp_types.CallToolResult:
         """Wait for the task's end (``tasks/result``) and return the tool's result.
