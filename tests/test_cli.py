@@ -27,6 +27,14 @@ def test_python_m_rxtasks_lists_the_commands() -> None:
     assert "watch" in result.stdout
 
 
+def test_run_exits_with_the_code_of_main(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The program's entry point raises SystemExit with main's code (here a usage error)."""
+    monkeypatch.setattr(sys, "argv", ["rxtasks", "watch"])  # no URL: usage error
+    with pytest.raises(SystemExit) as info:
+        rxtasks.cli.run()
+    assert info.value.code == rxtasks.cli.EXIT_USAGE
+
+
 def test_demo_help_documents_every_option_with_units(capsys: pytest.CaptureFixture[str]) -> None:
     """`demo --help` names each option, its default and its unit."""
     assert main(["demo", "--help"]) == 0

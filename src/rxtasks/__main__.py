@@ -1,5 +1,5 @@
 """``python -m rxtasks``: the command line (see `rxtasks.cli`)."""
 
-from .cli import main
+from .cli import run
 
-raise SystemExit(main())
+run()

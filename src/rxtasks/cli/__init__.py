@@ -14,10 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from functools import partial
 from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from .._status import validate_interval_ms
 from ..mcp import sdk_module
@@ -37,7 +38,10 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import ModuleType
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "main"]
+__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "main", "run"]
+
+#: Set by a command after which this process must not finalize (see `run`).
+_skip_finalization = False
 
 _INSTALL = (
     'pip install "rxtasks[mcp]" (mcp 2.x, the tasks extension)'
@@ -259,6 +263,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
 
 
+def run() -> NoReturn:
+    """The ``rxtasks`` program (and ``python -m rxtasks``): `main`, then exit with its code.
+
+    After the demo of the tasks extension the process ends without finalizing the
+    interpreter. The in-process server's backend (fastmcp-tasks' ``memory://``,
+    burner-redis) runs Tokio threads that call into Python; one that does so while the
+    interpreter finalizes aborts the process ("Fatal Python error: PyGILState_Release",
+    exit -6), seen once in about 250 demo runs. Everything is printed by then, so the
+    output is flushed and the process leaves at once.
+    """
+    code = main()
+    if _skip_finalization:
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    raise SystemExit(code)
+
+
 def _error(command: str, message: str) -> None:
     print(f"rxtasks {command}: {message}", file=sys.stderr)  # noqa: T201
 
@@ -285,6 +308,7 @@ def _sdk(command: str, options: DemoOptions | WatchOptions) -> ModuleType:
 
 
 def _run(command: str, options: DemoOptions | WatchOptions) -> int:
+    global _skip_finalization
     sdk = _sdk(command, options)
     if options.backend not in sdk.BACKENDS[command]:
         raise CommandError(
@@ -296,6 +320,7 @@ def _run(command: str, options: DemoOptions | WatchOptions) -> int:
         except ImportError:
             raise CommandError('--backend trio needs trio: pip install "rxtasks[trio]"') from None
     _configure_logging(options.verbose, sdk.NOISY_LOGGERS)
+    _skip_finalization = command in getattr(sdk, "SKIP_FINALIZATION", ())
 
     import anyio
     from rich.console import Console

@@ -43,13 +43,25 @@ if TYPE_CHECKING:
     from reactivex import Observable
     from rich.console import Console
 
-__all__ = ["BACKENDS", "BACKENDS_WHY", "NOISY_LOGGERS", "demo", "explain", "watch"]
+__all__ = [
+    "BACKENDS",
+    "BACKENDS_WHY",
+    "NOISY_LOGGERS",
+    "SKIP_FINALIZATION",
+    "demo",
+    "explain",
+    "watch",
+]
 
 BACKENDS = {"demo": ("asyncio",), "watch": ("asyncio", "trio")}
 BACKENDS_WHY = {
     "demo": "the in-process tasks-extension server (fastmcp-tasks) runs on asyncio only",
     "watch": "",
 }
+
+#: Commands after which `rxtasks.cli.run` ends the process without finalizing: the
+#: demo's in-process server leaves native (Tokio) threads that may call into Python.
+SKIP_FINALIZATION = ("demo",)
 
 #: Loggers the commands silence unless --verbose: the in-process server logs every
 #: task's failure with its traceback (the demo's `fail` fails on purpose), its worker
