@@ -9,6 +9,7 @@ These tests talk to real processes and clocks: they assert order and content, no
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from contextlib import asynccontextmanager
@@ -411,6 +412,24 @@ def test_core_read_timeout(core_backend: str) -> None:
     run(core_backend, body)
     assert codes == [mcp_types.REQUEST_TIMEOUT]
     assert "notifications/cancelled" not in written[0].methods
+
+
+@pytest.mark.parametrize(
+    ("bad", "error"),
+    [
+        (0, ValueError),
+        (-1.0, ValueError),
+        (math.nan, ValueError),
+        (math.inf, ValueError),
+        (True, TypeError),
+        ("5", TypeError),
+    ],
+)
+def test_core_read_timeout_must_be_a_positive_number(bad: object, error: type[Exception]) -> None:
+    """A read timeout that is not a positive finite number is refused at once, by name."""
+    send, receive = anyio.create_memory_object_stream[Any](1)
+    with send, receive, pytest.raises(error, match="read_timeout_seconds"):
+        CoreTasks(ClientSession(receive, send), read_timeout_seconds=bad)  # type: ignore[arg-type]
 
 
 async def test_core_start_without_dispatcher_says_why() -> None:

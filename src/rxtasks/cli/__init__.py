@@ -270,8 +270,8 @@ def run() -> NoReturn:
     interpreter. The in-process server's backend (fastmcp-tasks' ``memory://``,
     burner-redis) runs Tokio threads that call into Python; one that does so while the
     interpreter finalizes aborts the process ("Fatal Python error: PyGILState_Release",
-    exit -6), seen once in about 250 demo runs. Everything is printed by then, so the
-    output is flushed and the process leaves at once.
+    exit -6), seen once in several hundred demo runs. Everything is printed by then, so
+    the output is flushed and the process leaves at once.
     """
     code = main()
     if _skip_finalization:

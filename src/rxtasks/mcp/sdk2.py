@@ -23,6 +23,7 @@ extension; pass ``client.session``.
 
 from __future__ import annotations
 
+import math
 from contextlib import asynccontextmanager
 from datetime import datetime  # noqa: TC003 -- pydantic reads field types at runtime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, cast
@@ -360,6 +361,15 @@ def demo_server() -> Any:
     return build_extension_server()
 
 
+def _check_timeout(value: object) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"`read_timeout_seconds` must be a number of seconds, got {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"`read_timeout_seconds` must be finite and > 0, got {value!r}")
+
+
 # -- 2025-11-25 tasks through an mcp 2.x session ---------------------------------------------
 
 
@@ -396,6 +406,10 @@ class CoreTasks(TaskAdapter[mcp_types.Task]):
         read_timeout_seconds: How long a ``tasks/get`` or ``tasks/cancel`` sent through
             the ``dispatcher`` may take before it fails with ``MCPError`` (the session's own
             ``read_timeout_seconds`` is private to it); None waits as long as it takes.
+
+    Raises:
+        TypeError: If ``read_timeout_seconds`` is neither None nor a number.
+        ValueError: If ``read_timeout_seconds`` is not positive and finite.
     """
 
     def __init__(
@@ -406,6 +420,7 @@ class CoreTasks(TaskAdapter[mcp_types.Task]):
         dispatcher: JSONRPCDispatcher | None = None,
         read_timeout_seconds: float | None = None,
     ) -> None:
+        _check_timeout(read_timeout_seconds)
         super().__init__(notifications)
         self.session = session
         self.dispatcher = dispatcher
