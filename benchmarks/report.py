@@ -307,7 +307,9 @@ def signed(x: float | None) -> str:
     return "" if x is None else ("+" if x >= 0 else "") + num(x)
 
 
-def tables(summary: list[dict[str, Any]], targets: list[dict[str, Any]]) -> list[Table]:
+def tables(
+    summary: list[dict[str, Any]], targets: list[dict[str, Any]], *, quick: bool = False
+) -> list[Table]:
     out = []
     if targets:
         out.append(
@@ -324,6 +326,12 @@ def tables(summary: list[dict[str, Any]], targets: list[dict[str, Any]]) -> list
                     ]
                     for t in targets
                 ],
+                note=(
+                    "--quick measures each cell once and briefly: its ratios move by about"
+                    " 0.1 from run to run. The targets are judged on a full run."
+                    if quick
+                    else ""
+                ),
             )
         )
     row = find(summary, "import", "-", "import rxtasks", "rxtasks", "importtime_ms")

@@ -435,7 +435,7 @@ def main() -> None:
 
     summary = report.summarize(records)
     targets = report.evaluate_targets(summary)
-    tables = report.tables(summary, targets)
+    tables = report.tables(summary, targets, quick=args.quick)
     print()
     print(report.render_text(meta, tables))
     args.out.mkdir(parents=True, exist_ok=True)
