@@ -200,6 +200,8 @@ async def test_dispose_during_call_cancels_it(virtual_time: VirtualClock) -> Non
         subscription = rxtasks.poll(server.get_task, "t").subscribe(recorder, scheduler=scheduler)
         await anyio.sleep(5)
         subscription.dispose()
+        assert scheduler.statistics().awaits_in_flight == 1  # until it has unwound
+        await anyio.wait_all_tasks_blocked()
         assert scheduler.statistics().awaits_in_flight == 0
         await anyio.sleep(60)
         stats = scheduler.statistics()

@@ -198,13 +198,14 @@ def test_retry_refuses_bad_fields() -> None:
 
 
 async def test_ttl_backstop_ends_an_expired_task(virtual_time: VirtualClock) -> None:
-    """Past createdAt + ttl and not terminal: TaskExpiredError, no further call."""
+    """Past the ttl, the server's "not found" becomes TaskExpiredError with the last state."""
     server = FakeTaskServer({"t": steps("working", interval_ms=300)}, ttl_ms=1000)
     with pytest.raises(TaskExpiredError) as info:
         await run(server, PollPolicy())
-    assert anyio.current_time() == 1.2  # the first poll due after the ttl
-    assert starts(server) == [0.0, 0.3, 0.6, 0.9]
-    assert info.value.last_result is server.calls[-1].result
+    assert anyio.current_time() == 1.2  # the first poll after the ttl: not found
+    assert starts(server) == [0.0, 0.3, 0.6, 0.9, 1.2]
+    assert info.value.last_result is server.calls[-2].result
+    assert isinstance(info.value.__cause__, TaskNotFound)
 
 
 async def test_not_found_after_the_ttl_is_expiry(virtual_time: VirtualClock) -> None:

@@ -13,8 +13,6 @@ A map of the package, in the order it is built (each layer uses only those above
 - errors: `RxTasksError` and its subclasses.
 """
 
-from ._anyio_scheduler import AnyioScheduler as AnyioScheduler
-from ._anyio_scheduler import SchedulerStatistics as SchedulerStatistics
 from ._bridge import ObservableIterator as ObservableIterator
 from ._bridge import iterate as iterate
 from ._bridge import open_stream as open_stream
@@ -26,6 +24,7 @@ from ._errors import PollTimeoutError as PollTimeoutError
 from ._errors import RxTasksError as RxTasksError
 from ._errors import SchedulerError as SchedulerError
 from ._errors import StalledError as StalledError
+from ._errors import StreamClosedError as StreamClosedError
 from ._errors import StreamError as StreamError
 from ._errors import TaskCancelledError as TaskCancelledError
 from ._errors import TaskError as TaskError
@@ -38,6 +37,8 @@ from ._observable import from_async as from_async
 from ._observable import poll as poll
 from ._policy import PollPolicy as PollPolicy
 from ._policy import Retry as Retry
+from ._runtime import AnyioScheduler as AnyioScheduler
+from ._runtime import SchedulerStatistics as SchedulerStatistics
 from ._status import TERMINAL_STATUSES as TERMINAL_STATUSES
 from ._status import is_terminal as is_terminal
 
@@ -56,6 +57,7 @@ __all__ = [
     "SchedulerError",
     "SchedulerStatistics",
     "StalledError",
+    "StreamClosedError",
     "StreamError",
     "TaskCancelledError",
     "TaskError",

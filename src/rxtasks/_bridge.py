@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import threading
+import weakref
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Literal, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar
 
 import anyio
-import anyio.from_thread
-import anyio.lowlevel
 
-from ._anyio_scheduler import AnyioScheduler
-from ._errors import BufferOverflowError
+from ._errors import BufferOverflowError, StreamClosedError
 from ._observable import poll
-from ._pull import PullScheduler
+from ._runtime import AnyioScheduler, PullScheduler
+from ._runtime._inbox import Inbox
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -33,64 +31,82 @@ class ObservableIterator(AsyncIterator[T]):
     It subscribes on the first ``__anext__`` and runs the pipeline only inside
     ``__anext__``, in the consumer's task, on a scheduler of its own with no background
     task (see `iterate`). It holds no task group or cancel scope between items, so
-    ``break`` needs no cleanup; `aclose` (or ``async with``) disposes it at once.
+    ``break`` needs no cleanup: an iterator that is dropped disposes its subscription.
+    `aclose` (or ``async with``) disposes it at once and runs what disposal scheduled.
     """
 
-    __slots__ = ("_done", "_error", "_items", "_observable", "_running", "_scheduler", "_sub")
+    __slots__ = ("__weakref__", "_finalizer", "_observable", "_running", "_scheduler", "_sink")
 
     def __init__(self, observable: Observable[T]) -> None:
         self._observable = observable
-        self._items: deque[T] = deque()
-        self._done = False
-        self._error: Exception | None = None
+        self._sink = _PullSink[T]()
         self._running = False
         self._scheduler: PullScheduler | None = None
-        self._sub: abc.DisposableBase | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
 
     def __aiter__(self) -> Self:
         return self
 
     async def __anext__(self) -> T:
-        items = self._items
+        sink = self._sink
+        items = sink.items
         if items:
             return items.popleft()
-        if not self._done:
+        if not sink.done:
             if self._running:
                 raise RuntimeError("anext(): the iterator is already running in another task")
             self._running = True
             try:
                 scheduler = self._scheduler
                 if scheduler is None:
-                    self._scheduler = scheduler = PullScheduler()
-                    self._sub = self._observable.subscribe(
-                        self._on_next, self._on_error, self._on_completed, scheduler=scheduler
-                    )
-                await scheduler.run_until(self._ready)
+                    scheduler = self._subscribe()
+                await scheduler.run_until(sink.ready)
             except BaseException:
                 # Cancelled, or the pipeline stalled: like a generator that raised, the
                 # iterator is finished; the await in flight was cancelled with us. What
                 # disposal scheduled (an opt-in tasks/cancel) still runs, shielded.
                 with anyio.CancelScope(shield=True):
-                    await self._close()
+                    await self._close(cleanup=True)
                 raise
             finally:
                 self._running = False
             if items:
                 return items.popleft()
-        error = self._error
+        scheduler = self._scheduler
+        if scheduler is not None and scheduler.has_awaits:
+            # The pipeline ended by itself (take, take_until...): what its disposal
+            # scheduled, such as an opt-in tasks/cancel, runs before the iteration stops.
+            with anyio.CancelScope(shield=True):
+                await scheduler.run_cleanup()
+        error = sink.error
         if error is not None:
-            self._error = None
+            sink.error = None
             raise error
         raise StopAsyncIteration
+
+    def _subscribe(self) -> PullScheduler:
+        self._scheduler = scheduler = PullScheduler()
+        sink = self._sink
+        sink.bind(scheduler)
+        subscription = self._observable.subscribe(
+            sink.on_next, sink.on_error, sink.on_completed, scheduler=scheduler
+        )
+        # Nothing the subscription holds refers to this iterator: when the consumer
+        # drops it (a bare `break`), the subscription is disposed with it.
+        self._finalizer = weakref.finalize(self, subscription.dispose)
+        return scheduler
 
     async def aclose(self) -> None:
         """Dispose the subscription and drop undelivered items; iteration then stops.
 
         Awaits that disposal schedules (such as `poll`'s opt-in ``cancel_task``) run here.
+        Called from another task while a reader waits in ``__anext__``, it ends that
+        reader too (with ``StopAsyncIteration``), once its call in flight has returned
+        or, where the call can be interrupted, at once.
         """
-        await self._close()
-        self._items.clear()
-        self._error = None
+        await self._close(cleanup=not self._running)
+        self._sink.items.clear()
+        self._sink.error = None
 
     async def __aenter__(self) -> Self:
         return self
@@ -103,42 +119,87 @@ class ObservableIterator(AsyncIterator[T]):
     ) -> None:
         await self.aclose()
 
-    def _ready(self) -> bool:
-        return self._done or bool(self._items)
-
-    def _on_next(self, value: T) -> None:
-        self._items.append(value)
-        scheduler = self._scheduler
-        if scheduler is not None and scheduler.sleeping:
-            scheduler.wake()  # pushed by another task while the consumer waits
-
-    def _on_error(self, error: Exception) -> None:
-        self._error = error
-        self._on_completed()
-
-    def _on_completed(self) -> None:
-        self._done = True
+    async def _close(self, *, cleanup: bool) -> None:
+        """Dispose; run what disposal scheduled unless a reader will (``cleanup``)."""
+        sink = self._sink
+        sink.done = True
+        finalizer, self._finalizer = self._finalizer, None
+        if finalizer is not None:
+            finalizer()  # disposes the subscription
         scheduler = self._scheduler
         if scheduler is not None:
             scheduler.wake()
+            if cleanup:
+                await scheduler.run_cleanup()
 
-    async def _close(self) -> None:
-        self._done = True
-        sub, self._sub, scheduler, self._scheduler = self._sub, None, self._scheduler, None
-        if sub is not None:
-            sub.dispose()
-        if scheduler is not None:
-            await scheduler.run_awaits()
+
+_NEXT, _ERROR, _COMPLETED = 0, 1, 2
+
+
+class _PullSink(Generic[T]):
+    """The observer of `ObservableIterator`: what the pipeline produced, and its end.
+
+    Events from other threads are handed over to the loop's thread, in order (`Inbox`).
+    """
+
+    __slots__ = ("done", "error", "inbox", "items", "scheduler")
+
+    def __init__(self) -> None:
+        self.items: deque[T] = deque()
+        self.done = False
+        self.error: Exception | None = None
+        self.scheduler: PullScheduler | None = None
+        self.inbox: Inbox | None = None
+
+    def bind(self, scheduler: PullScheduler) -> None:
+        self.scheduler = scheduler
+        self.inbox = Inbox(scheduler, self._handle)
+
+    def ready(self) -> bool:
+        return self.done or bool(self.items)
+
+    def on_next(self, value: T) -> None:
+        assert self.inbox is not None
+        self.inbox.post(_NEXT, value)
+
+    def on_error(self, error: Exception) -> None:
+        assert self.inbox is not None
+        self.inbox.post(_ERROR, error)
+
+    def on_completed(self) -> None:
+        assert self.inbox is not None
+        self.inbox.post(_COMPLETED, None)
+
+    def _handle(self, kind: int, value: Any) -> None:
+        if self.done:
+            return
+        if kind == _NEXT:
+            self.items.append(value)
+        elif kind == _ERROR:
+            self.error = value
+            self.done = True
+        else:
+            self.done = True
+        scheduler = self.scheduler
+        if scheduler is not None and scheduler.waiting:
+            scheduler.wake()  # from another task or thread while the consumer waits
 
 
 def iterate(observable: Observable[T]) -> ObservableIterator[T]:
     """Iterate over an observable with ``async for``, lazily, in the consumer's task.
 
     The pipeline runs on a pull scheduler driven by the consumer: its timers and awaits
-    run only while the consumer waits in ``__anext__``, one at a time. Nothing runs while
-    the consumer is suspended, ``break`` leaves no work behind (no ``aclose()`` needed),
-    and cancelling the consumer cancels the await in flight. Errors of the pipeline are
-    raised from ``async for`` unchanged, after the items emitted before them.
+    run only while the consumer waits in ``__anext__``, one await at a time. Nothing runs
+    while the consumer is suspended, ``break`` leaves no work behind (no ``aclose()``
+    needed: a dropped iterator disposes its subscription), and cancelling the consumer
+    cancels the await in flight. Errors of the pipeline are raised from ``async for``
+    unchanged, after the items emitted before them.
+
+    An await in flight still races what can end it: timers that fall due meanwhile fire
+    on time (``ops.timeout``, ``take_until(timer(...))``, a policy's deadline), and a
+    pushed result that makes the call moot (`poll`'s ``notifications``) drops it at once.
+    Items produced while an await is in flight are yielded once it has returned or been
+    dropped.
 
     It suits sequential pipelines built from rxtasks sources and reactivex operators
     (which use the scheduler they are subscribed with). A pipeline that waits on
@@ -207,10 +268,19 @@ async def open_stream(
     concurrently with the consumer (many tasks merged, timeouts racing calls), and
     leaving the block, however it is left, disposes the subscription and cancels the
     awaits in flight. An error of the pipeline is raised in the consumer unchanged (the
-    same exception object, not an ``ExceptionGroup``) after the items before it.
+    same exception object, not an ``ExceptionGroup``) after the items before it. If the
+    block's body raises while an error of the pipeline is still waiting to be read, the
+    body's exception propagates with that error attached (a note, and its
+    ``__context__`` if it had none), so neither is lost.
 
     Items may also be emitted from other threads (reactivex's thread schedulers); they
-    are handed over to the event loop's thread.
+    are handed over to the event loop's thread without ever blocking those threads, in
+    each thread's order.
+
+    Several tasks may read the iterator at once: each item goes to one of them. When
+    the pipeline ends, every reader ends (``StopAsyncIteration``, or the pipeline's
+    error, which every reader raises); a reader still waiting when the block ends
+    raises `StreamClosedError`, as does reading after it.
 
     Args:
         observable: The pipeline, subscribed with the block's scheduler as default.
@@ -233,41 +303,45 @@ async def open_stream(
     if not (buffer is None or buffer == "latest" or (type(buffer) is int and buffer >= 1)):
         raise ValueError(f'`buffer` must be None, "latest" or an int >= 1, got {buffer!r}')
     async with AnyioScheduler() as scheduler:
-        stream = _PushStream[T](buffer)
+        stream = _PushStream[T](buffer, scheduler)
         stream.subscription = observable.subscribe(
             stream.on_next, stream.on_error, stream.on_completed, scheduler=scheduler
         )
         try:
             yield stream
+        except BaseException as exc:
+            stream.attach_pending_error(exc)
+            raise
         finally:
             stream.close()
             scheduler.cancel()
 
 
 class _PushStream(AsyncIterator[T]):
-    """The consumer's end of `open_stream`: a buffer and a wake-up event."""
+    """The consumer's end of `open_stream`: a buffer and a wake-up event for its readers."""
 
     __slots__ = (
         "_buffer",
         "_closed",
         "_done",
         "_error",
+        "_error_seen",
+        "_inbox",
         "_items",
-        "_thread",
-        "_token",
         "_waiter",
         "subscription",
     )
 
-    def __init__(self, buffer: int | Literal["latest"] | None) -> None:
+    def __init__(self, buffer: int | Literal["latest"] | None, runtime: AnyioScheduler) -> None:
         self._buffer = buffer
+        self._inbox = Inbox(runtime, self._handle)
         self._items: deque[T] = deque()
         self._done = False
         self._closed = False
         self._error: Exception | None = None
+        self._error_seen = False
+        # One event for every reader waiting: set, it wakes them all; each then looks.
         self._waiter: anyio.Event | None = None
-        self._thread = threading.get_ident()
-        self._token = anyio.lowlevel.current_token()
         self.subscription: abc.DisposableBase | None = None
 
     def __aiter__(self) -> Self:
@@ -277,24 +351,38 @@ class _PushStream(AsyncIterator[T]):
         items = self._items
         while True:
             if self._closed:
-                raise anyio.ClosedResourceError("the stream's `async with` block has ended")
+                raise StreamClosedError("open_stream(): the stream's `async with` block has ended")
             if items:
                 return items.popleft()
             if self._done:
                 error = self._error
                 if error is not None:
-                    self._error = None
+                    self._error_seen = True
                     raise error
                 raise StopAsyncIteration
-            waiter = self._waiter = anyio.Event()
+            waiter = self._waiter
+            if waiter is None:
+                waiter = self._waiter = anyio.Event()
             await waiter.wait()
 
     def on_next(self, value: T) -> None:
-        if threading.get_ident() != self._thread:
-            anyio.from_thread.run_sync(self.on_next, value, token=self._token)
-            return
+        self._inbox.post(_NEXT, value)
+
+    def on_error(self, error: Exception) -> None:
+        self._inbox.post(_ERROR, error)
+
+    def on_completed(self) -> None:
+        self._inbox.post(_COMPLETED, None)
+
+    def _handle(self, kind: int, value: Any) -> None:
         if self._done:
             return
+        if kind == _NEXT:
+            self._take(value)
+        else:
+            self._finish(value if kind == _ERROR else None)
+
+    def _take(self, value: T) -> None:
         items = self._items
         buffer = self._buffer
         if buffer == "latest":
@@ -313,19 +401,15 @@ class _PushStream(AsyncIterator[T]):
         items.append(value)
         self._wake()
 
-    def on_error(self, error: Exception) -> None:
-        if threading.get_ident() != self._thread:
-            anyio.from_thread.run_sync(self.on_error, error, token=self._token)
+    def attach_pending_error(self, exc: BaseException) -> None:
+        """Attach an error of the pipeline that no reader has seen to ``exc``."""
+        error = self._error
+        if error is None or self._error_seen or error is exc:
             return
-        if not self._done:
-            self._finish(error)
-
-    def on_completed(self) -> None:
-        if threading.get_ident() != self._thread:
-            anyio.from_thread.run_sync(self.on_completed, token=self._token)
-            return
-        if not self._done:
-            self._finish(None)
+        self._error_seen = True
+        exc.add_note(f"open_stream(): the pipeline had also failed, unread: {error!r}")
+        if exc.__context__ is None:
+            exc.__context__ = error
 
     def close(self) -> None:
         self._closed = True
@@ -334,6 +418,7 @@ class _PushStream(AsyncIterator[T]):
             sub.dispose()
         self._done = True
         self._items.clear()
+        self._wake()  # readers still waiting learn that the block has ended
 
     def _finish(self, error: Exception | None) -> None:
         self._done = True

@@ -12,7 +12,9 @@ Hierarchy::
     ├── PollManyError               poll_many: some tasks failed (also an ExceptionGroup)
     ├── StreamError                 a bridge cannot deliver what the pipeline produced
     │   ├── BufferOverflowError     open_stream's bounded buffer filled up
-    │   └── StalledError            iterate()'s pipeline waits on work iterate() cannot drive
+    │   ├── StalledError            iterate()'s pipeline waits on work iterate() cannot drive
+    │   └── StreamClosedError       open_stream's iterator read after its block ended
+    │                               (also an anyio.ClosedResourceError)
     ├── TaskError                   a task ended without its result (rxtasks.mcp)
     │   ├── TaskFailedError         it ended `failed`
     │   └── TaskCancelledError      it ended `cancelled`
@@ -26,6 +28,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Self
 
+import anyio
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import datetime
@@ -38,6 +42,7 @@ __all__ = [
     "RxTasksError",
     "SchedulerError",
     "StalledError",
+    "StreamClosedError",
     "StreamError",
     "TaskCancelledError",
     "TaskError",
@@ -97,20 +102,21 @@ class PollTimeoutError(RxTasksError, TimeoutError):
 
 
 class TaskExpiredError(RxTasksError):
-    """Raised when a task's ttl has passed and it is still not terminal.
+    """Raised when the server no longer knows a task whose ttl has surely passed.
 
-    The server may delete a task after its ttl (``createdAt`` + ``ttl``/``ttlMs``); a
-    poll with the ttl backstop (`PollPolicy`) ends with this instead of polling on, and
-    turns a "not found" answer after the ttl into this error (chained as its cause).
+    The server may delete a task after its ttl (``createdAt`` + ``ttl``/``ttlMs``). A
+    poll with the ttl backstop (`PollPolicy`) turns a "not found" answer that comes after
+    the ttl into this error (the answer chained as its cause). A task the server still
+    reports has not expired, whatever the clocks say.
 
     Attributes:
         task_id: The task.
         last_result: The last result emitted.
-        expired_at: When the ttl ran out (the server's clock, UTC).
+        expired_at: When the ttl ran out by the server's clock (UTC), if it said.
     """
 
     def __init__(
-        self, message: str, *, task_id: str, last_result: object, expired_at: datetime
+        self, message: str, *, task_id: str, last_result: object, expired_at: datetime | None
     ) -> None:
         super().__init__(message)
         self.task_id = task_id
@@ -177,6 +183,14 @@ class StalledError(StreamError):
     awaits scheduled on its own scheduler. A pipeline that waits for something else (a
     subject fed by another task, a source pinned to another scheduler, ``never()``) would
     hang forever, so it raises this instead. Use ``open_stream()`` for such pipelines.
+    """
+
+
+class StreamClosedError(StreamError, anyio.ClosedResourceError):
+    """Raised by ``open_stream``'s iterator when it is read after its block has ended.
+
+    A reader still waiting when the block ends is woken with it, as is every later read.
+    It is also an ``anyio.ClosedResourceError``, what anyio's streams raise in that case.
     """
 
 

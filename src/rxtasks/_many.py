@@ -7,15 +7,14 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from reactivex import Observable, abc
 
-from ._awaiting import resolve_scheduler
 from ._errors import PollManyError
 from ._observable import Poller
+from ._runtime import AwaitCall, Runtime, resolve_scheduler
 from ._status import logger, task_id_of, validate_interval_ms
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
 
-    from ._awaiting import AwaitRunner
     from ._policy import PollPolicy
 
 __all__ = ["poll_many"]
@@ -48,7 +47,8 @@ def poll_many(
     One task's error does not end the others: its results so far stay delivered, the
     others go on, and when they are done the stream ends with `PollManyError`, an
     ``ExceptionGroup`` of every failed task's error (unchanged), by task id in
-    ``failures``. An error of the ``task_ids`` observable itself ends the stream at once.
+    ``failures``. An error of ``task_ids`` itself (the observable's, or one raised while
+    iterating the iterable) ends the stream at once and stops every poll.
 
     ``notifications`` are subscribed once and routed to each task by id.
 
@@ -81,10 +81,10 @@ def poll_many(
     def subscribe(
         observer: abc.ObserverBase[T], subscribe_scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        timers, runner = resolve_scheduler(scheduler or subscribe_scheduler, caller="poll_many()")
+        timers, runtime = resolve_scheduler(scheduler or subscribe_scheduler, caller="poll_many()")
         if max_in_flight is not None:
-            runner = _LimitedRunner(runner, max_in_flight)
-        group = _Group(observer, timers, runner, get_task, default_ms, policy, cancel_task)
+            runtime = _LimitedRuntime(runtime, max_in_flight)
+        group = _Group(observer, timers, runtime, get_task, default_ms, policy, cancel_task)
         group.start(task_ids, notifications)
         return group
 
@@ -122,7 +122,7 @@ class _Group(abc.DisposableBase, Generic[T]):
         self,
         observer: abc.ObserverBase[T],
         timers: abc.SchedulerBase,
-        runner: AwaitRunner,
+        runtime: Runtime,
         get_task: Callable[[str], Awaitable[T]],
         default_ms: float,
         policy: PollPolicy | None,
@@ -130,7 +130,7 @@ class _Group(abc.DisposableBase, Generic[T]):
     ) -> None:
         self.observer = observer
         self._timers = timers
-        self._runner = runner
+        self._runtime = runtime
         self._get_task = get_task
         self._default_ms = default_ms
         self._policy = policy
@@ -147,19 +147,31 @@ class _Group(abc.DisposableBase, Generic[T]):
     def start(self, task_ids: Iterable[str] | Observable[str], notifications: Any) -> None:
         if notifications is not None:
             self._listening = True
+            self._runtime.expect_pushes()
             self._pushes = notifications.subscribe(
                 self._on_push, self._on_push_error, scheduler=self._timers
             )
         if isinstance(task_ids, Observable):
             self._ids = task_ids.subscribe(
-                self.add, self._on_ids_error, self._on_ids_completed, scheduler=self._timers
+                self._on_id, self._on_ids_error, self._on_ids_completed, scheduler=self._timers
             )
-        else:
+            return
+        try:
             for task_id in task_ids:
                 if self.disposed:
                     return
                 self.add(task_id)
-            self._on_ids_completed()
+        except Exception as exc:  # noqa: BLE001 -- the iterable's error ends the stream
+            self._on_ids_error(exc)
+            return
+        self._on_ids_completed()
+
+    def _on_id(self, task_id: str) -> None:
+        runtime = self._runtime
+        if not runtime.in_loop_thread():  # an id from another thread: add it in the loop's
+            runtime.call_soon_threadsafe(lambda: self._on_id(task_id))
+            return
+        self.add(task_id)
 
     def add(self, task_id: str) -> None:
         """Start polling one more task."""
@@ -171,13 +183,13 @@ class _Group(abc.DisposableBase, Generic[T]):
         self._seen.add(task_id)
         poller = Poller(
             _Member(self, task_id),
-            self._timers,
-            self._runner,
-            self._get_task,
-            task_id,
-            self._default_ms,
-            self._cancel_task,
-            self._policy,
+            timers=self._timers,
+            runtime=self._runtime,
+            get_task=self._get_task,
+            task_id=task_id,
+            default_interval_ms=self._default_ms,
+            cancel_task=self._cancel_task,
+            policy=self._policy,
         )
         self._pollers[task_id] = poller
         if self._listening:
@@ -191,10 +203,18 @@ class _Group(abc.DisposableBase, Generic[T]):
         self._maybe_end()
 
     def _on_ids_completed(self) -> None:
+        runtime = self._runtime
+        if not runtime.in_loop_thread():
+            runtime.call_soon_threadsafe(self._on_ids_completed)
+            return
         self._ids_done = True
         self._maybe_end()
 
     def _on_ids_error(self, error: Exception) -> None:
+        runtime = self._runtime
+        if not runtime.in_loop_thread():
+            runtime.call_soon_threadsafe(lambda: self._on_ids_error(error))
+            return
         if not self.disposed:
             self.dispose()
             self.observer.on_error(error)
@@ -210,6 +230,10 @@ class _Group(abc.DisposableBase, Generic[T]):
             self.observer.on_completed()
 
     def _on_push(self, result: Any) -> None:
+        runtime = self._runtime
+        if not runtime.in_loop_thread():  # pushed from another thread: route it in the loop's
+            runtime.call_soon_threadsafe(lambda: self._on_push(result))
+            return
         task_id = task_id_of(result)
         poller = self._pollers.get(task_id) if isinstance(task_id, str) else None
         if poller is not None:
@@ -234,78 +258,76 @@ class _Group(abc.DisposableBase, Generic[T]):
             poller.dispose()
 
 
-class _LimitedRunner:
-    """At most ``limit`` awaits in flight; the others wait, first come, first served."""
+class _LimitedRuntime(Runtime):
+    """At most ``limit`` awaits in flight; the others wait, first come, first served.
 
-    def __init__(self, runner: AwaitRunner, limit: int) -> None:
-        self._runner = runner
+    A slot is taken when the inner await is scheduled and given back when it has settled
+    (returned, or cancelled and unwound), so the bound holds for calls being cancelled
+    too. Shielded awaits (best-effort cleanup) are not ``get_task`` calls and pass by.
+    """
+
+    __slots__ = ("_limit", "_runtime", "_waiting", "active")
+
+    def __init__(self, runtime: Runtime, limit: int) -> None:
+        self._runtime = runtime
         self._limit = limit
         self.active = 0
-        self._waiting: deque[_Slot[Any]] = deque()
-        # iterate()'s scheduler runs awaits inline; say so, as it does (see Poller).
-        self.awaits_inline: bool = getattr(runner, "awaits_inline", False)
+        self._waiting: deque[AwaitCall[Any]] = deque()
 
     def schedule_await(
         self,
         func: Callable[[], Awaitable[T]],
         on_result: Callable[[T], None],
         on_error: Callable[[Exception], None],
-    ) -> abc.DisposableBase:
-        slot = _Slot(self, func, on_result, on_error)
+        *,
+        protect_s: float | None = None,
+    ) -> AwaitCall[T]:
+        """Schedule ``func()`` on the inner runtime when a slot is free."""
+        if protect_s is not None:
+            return self._runtime.schedule_await(func, on_result, on_error, protect_s=protect_s)
+        slot = AwaitCall(func, on_result, on_error)
         if self.active < self._limit:
             self._start(slot)
         else:
             self._waiting.append(slot)
         return slot
 
-    def _start(self, slot: _Slot[Any]) -> None:
+    def _start(self, slot: AwaitCall[Any]) -> None:
         self.active += 1
-        slot.state = 1
-        slot.inner = self._runner.schedule_await(slot.func, slot.done, slot.failed)
+        slot.settle_hook = self._release
+        inner = self._runtime.schedule_await(slot.func, _succeed(slot), _fail(slot))
+        # Disposing the slot disposes the inner await; the slot settles with it.
+        slot.begin(inner.dispose)
+        inner.when_settled(slot.end_cancelled)
 
-    def release(self) -> None:
+    def _release(self) -> None:
         self.active -= 1
         waiting = self._waiting
         while waiting and self.active < self._limit:
             slot = waiting.popleft()
-            if slot.state == 0:
+            if not slot.settled:
                 self._start(slot)
 
+    def expect_pushes(self) -> None:
+        """Pass it on to the inner runtime."""
+        self._runtime.expect_pushes()
 
-class _Slot(abc.DisposableBase, Generic[T]):
-    """One await of a `_LimitedRunner`: waiting (0), started (1), or over (2)."""
+    def in_loop_thread(self) -> bool:
+        """As the inner runtime says."""
+        return self._runtime.in_loop_thread()
 
-    __slots__ = ("_on_error", "_on_result", "_owner", "func", "inner", "state")
+    def call_soon_threadsafe(self, fn: Callable[[], None]) -> bool:
+        """As the inner runtime does."""
+        return self._runtime.call_soon_threadsafe(fn)
 
-    def __init__(
-        self,
-        owner: _LimitedRunner,
-        func: Callable[[], Awaitable[T]],
-        on_result: Callable[[T], None],
-        on_error: Callable[[Exception], None],
-    ) -> None:
-        self._owner = owner
-        self.func = func
-        self._on_result = on_result
-        self._on_error = on_error
-        self.inner: abc.DisposableBase | None = None
-        self.state = 0
 
-    def done(self, result: T) -> None:
-        if self.state == 1:
-            self.state = 2
-            self._owner.release()
-            self._on_result(result)
+def _succeed(slot: AwaitCall[T]) -> Callable[[T], None]:
+    return lambda result: slot.succeed(result, _call)
 
-    def failed(self, error: Exception) -> None:
-        if self.state == 1:
-            self.state = 2
-            self._owner.release()
-            self._on_error(error)
 
-    def dispose(self) -> None:
-        state, self.state = self.state, 2
-        if state == 1:
-            assert self.inner is not None
-            self.inner.dispose()
-            self._owner.release()
+def _fail(slot: AwaitCall[Any]) -> Callable[[Exception], None]:
+    return lambda error: slot.fail(error, _call)
+
+
+def _call(callback: Callable[[Any], None], value: Any) -> None:
+    callback(value)

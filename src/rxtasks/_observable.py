@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-import anyio
 from reactivex import Observable, abc
 
-from ._awaiting import AwaitRunner, resolve_scheduler
 from ._errors import PollTimeoutError, TaskExpiredError
 from ._policy import PollPolicy, is_not_found
+from ._runtime import AwaitCall, Runtime, resolve_scheduler
+from ._runtime._await import ProtectionTimeout
 from ._status import (
     ResultReader,
     expiry_of,
     logger,
+    remaining_ttl_s,
     task_id_of,
     updated_at_of,
     validate_interval_ms,
@@ -62,13 +63,13 @@ def from_async(
     def subscribe(
         observer: abc.ObserverBase[T], subscribe_scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        _, runner = resolve_scheduler(scheduler or subscribe_scheduler, caller="from_async()")
+        _, runtime = resolve_scheduler(scheduler or subscribe_scheduler, caller="from_async()")
 
         def on_result(result: T) -> None:
             observer.on_next(result)
             observer.on_completed()
 
-        return runner.schedule_await(lambda: fn(*args), on_result, observer.on_error)
+        return runtime.schedule_await(lambda: fn(*args), on_result, observer.on_error)
 
     return Observable(subscribe)
 
@@ -122,8 +123,11 @@ def poll(
             sending ``tasks/cancel``) when a subscription is disposed before the task
             is terminal. It runs shielded from cancellation, for at most
             `CANCEL_TIMEOUT_S` seconds; its errors are logged, not raised. It is not
-            called when the stream ends by itself (terminal result or error). With
-            `iterate` it runs on ``aclose()`` or cancellation, not on a bare ``break``.
+            called when the stream ends by itself (terminal result or error), nor when
+            the observer disposes on the terminal result itself (``first()``,
+            ``take(n)``). With `iterate` it runs on ``aclose()``, on cancellation, and
+            before the iteration stops when an operator ended the pipeline
+            (``take``, ``take_until``); not on a bare ``break``.
         policy: Limits for servers you do not control (`PollPolicy`): a floor and a cap
             on the interval, an overall timeout, retries of transient errors, the ttl
             backstop. Without one, every hint is followed and every error ends the poll.
@@ -154,9 +158,16 @@ def poll(
     def subscribe(
         observer: abc.ObserverBase[T], subscribe_scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        timers, runner = resolve_scheduler(scheduler or subscribe_scheduler, caller="poll()")
+        timers, runtime = resolve_scheduler(scheduler or subscribe_scheduler, caller="poll()")
         poller = Poller(
-            observer, timers, runner, get_task, task_id, default_ms, cancel_task, policy
+            observer,
+            timers=timers,
+            runtime=runtime,
+            get_task=get_task,
+            task_id=task_id,
+            default_interval_ms=default_ms,
+            cancel_task=cancel_task,
+            policy=policy,
         )
         poller.start(notifications)
         return poller
@@ -175,13 +186,16 @@ class Poller(abc.DisposableBase, Generic[T]):
     and one ``on_next``. It completes by itself after a terminal result rather than
     through ``take_while``: that operator takes a lock on every item, and the poller must
     know the status anyway to stop calling.
+
+    Its call counts as in flight until it has really returned: a call dropped for a
+    push is cancelled, and the next one waits until the cancelled one has unwound.
     """
 
     __slots__ = (
         "_call",
         "_cancel_task",
         "_deadline",
-        "_deadline_at",
+        "_ended",
         "_expiry",
         "_failures",
         "_get_task",
@@ -192,7 +206,7 @@ class Poller(abc.DisposableBase, Generic[T]):
         "_policy",
         "_push_subscription",
         "_reader",
-        "_runner",
+        "_runtime",
         "_task_id",
         "_timer",
         "_timers",
@@ -202,32 +216,35 @@ class Poller(abc.DisposableBase, Generic[T]):
     def __init__(
         self,
         observer: abc.ObserverBase[T],
+        *,
         timers: abc.SchedulerBase,
-        runner: AwaitRunner,
+        runtime: Runtime,
         get_task: Callable[[str], Awaitable[T]],
         task_id: str,
         default_interval_ms: float,
-        cancel_task: Callable[[str], Awaitable[object]] | None,
+        cancel_task: Callable[[str], Awaitable[object]] | None = None,
         policy: PollPolicy | None = None,
     ) -> None:
         self._observer = observer
         self._timers = timers
-        self._runner = runner
+        self._runtime = runtime
         self._get_task = get_task
         self._task_id = task_id
         self._cancel_task = cancel_task
         self._reader = ResultReader(task_id, default_interval_ms)
-        self._call: abc.DisposableBase | None = None
+        # The call in flight, or the last one dropped until it has really returned.
+        self._call: AwaitCall[T] | None = None
         self._timer: abc.DisposableBase | None = None
         self._push_subscription: abc.DisposableBase | None = None
         self._listening = False
         self._last_updated: datetime | None = None
         self._policy = policy
         self._deadline: abc.DisposableBase | None = None
-        self._deadline_at: float | None = None  # the loop time of the deadline, see _fetch
-        self._expiry: datetime | None = None  # the ttl backstop, once a result tells it
+        # The ttl backstop: when the ttl has surely run out, on the loop's clock.
+        self._expiry: float | None = None
         self._failures = 0  # transient errors in a row
         self._last_result: T | None = None
+        self._ended = False  # a terminal result or an error was emitted
         self.disposed = False
 
     def start(self, notifications: Observable[Any] | None) -> None:
@@ -236,29 +253,25 @@ class Poller(abc.DisposableBase, Generic[T]):
             self._deadline = self._timers.schedule_relative(
                 policy.timeout_ms / 1000, self._on_timeout
             )
-            if getattr(self._runner, "awaits_inline", False):
-                # iterate()'s scheduler awaits in the consumer's task, so no timer fires
-                # while a call hangs: the call itself must stop at the deadline.
-                self._deadline_at = anyio.current_time() + policy.timeout_ms / 1000
         self.request()
         if notifications is not None:
             self.listen(notifications)
 
     def request(self, _scheduler: abc.SchedulerBase | None = None, _state: object = None) -> None:
+        """Call ``get_task`` now, or as soon as the call dropped before has returned."""
         self._timer = None
         if self.disposed:
             return
-        if self._expiry is not None and self._timers.now >= self._expiry:
-            self._fail(self._expired())
+        previous = self._call
+        if previous is not None and not previous.settled:
+            previous.when_settled(self.request)
             return
-        self._call = self._runner.schedule_await(self._fetch, self._on_result, self._on_error)
+        self._call = self._runtime.schedule_await(self._fetch, self._on_result, self._on_error)
 
     def accept_pushes(self) -> None:
         """Race pushed results (handed to `push`) against the timer from now on."""
         self._listening = True
-        expect_pushes = getattr(self._timers, "expect_pushes", None)
-        if expect_pushes is not None:  # iterate()'s scheduler: wake it for pushes
-            expect_pushes()
+        self._runtime.expect_pushes()
 
     def push(self, result: Any) -> None:
         """Take a pushed result (of any task: other tasks' are ignored)."""
@@ -275,14 +288,7 @@ class Poller(abc.DisposableBase, Generic[T]):
             self._push_subscription = subscription
 
     def _fetch(self) -> Awaitable[T]:
-        if self._deadline_at is not None:
-            return self._fetch_before_deadline(self._deadline_at)
         return self._get_task(self._task_id)
-
-    async def _fetch_before_deadline(self, deadline: float) -> T:
-        with anyio.CancelScope(deadline=deadline):
-            return await self._get_task(self._task_id)
-        raise _DeadlinePassed
 
     def _on_result(self, result: T) -> None:
         self._call = None
@@ -301,6 +307,11 @@ class Poller(abc.DisposableBase, Generic[T]):
         self._emit(result, terminal)
 
     def _on_push(self, result: Any) -> None:
+        runtime = self._runtime
+        if not runtime.in_loop_thread():
+            # Pushed from another thread: handled in the loop's thread, like everything.
+            runtime.call_soon_threadsafe(lambda: self._on_push(result))
+            return
         if self.disposed or task_id_of(result) != self._task_id or self._is_stale(result):
             return
         reader = self._reader
@@ -309,9 +320,10 @@ class Poller(abc.DisposableBase, Generic[T]):
         except Exception:  # noqa: BLE001 -- a bad push must not end the poll
             logger.warning("task %s: ignoring a pushed result without status", self._task_id)
             return
-        # Fresher than anything a poll in flight or due could tell: drop both.
+        # Fresher than anything a poll in flight or due could tell: drop both. The call
+        # stays known until it has unwound, so that the next one does not overlap it.
         call, timer = self._call, self._timer
-        self._call = self._timer = None
+        self._timer = None
         if call is not None:
             call.dispose()
         if timer is not None:
@@ -331,14 +343,34 @@ class Poller(abc.DisposableBase, Generic[T]):
             if updated is not None:
                 self._last_updated = updated
         self._last_result = result
-        if self._policy is not None and self._policy.ttl_backstop and not terminal:
-            self._expiry = expiry_of(result)
-        self._observer.on_next(result)
+        policy = self._policy
+        if policy is not None and policy.ttl_backstop and not terminal:
+            self._note_expiry(result)
         if terminal:
+            # Ended before on_next: an observer that disposes in on_next (first(),
+            # take(n)) disposes a finished poll, which cancels nothing.
+            self._ended = True
+            self._observer.on_next(result)
             self._finish()
             self._observer.on_completed()
-        elif not self.disposed:  # on_next may have disposed us
+            return
+        self._observer.on_next(result)
+        if not self.disposed:  # on_next may have disposed us
             self._schedule_next(result)
+
+    def _note_expiry(self, result: T) -> None:
+        """Keep when the ttl has surely run out, on the loop's clock (the ttl backstop).
+
+        Only the server's own timestamps are compared with each other: at the response,
+        at most ``createdAt + ttl - lastUpdatedAt`` of the ttl is left (or the whole ttl
+        when the server tells no update time); the client's loop clock measures from
+        there. The estimate can only be late, never early, whatever the clocks say.
+        """
+        remaining = remaining_ttl_s(result)
+        if remaining is not None:
+            expiry = _loop_time(self._timers) + remaining
+            if self._expiry is None or expiry < self._expiry:
+                self._expiry = expiry
 
     def _schedule_next(self, result: T) -> None:
         delay = self._reader.delay_seconds(result)
@@ -358,10 +390,8 @@ class Poller(abc.DisposableBase, Generic[T]):
         self._call = None
         if self.disposed:
             return
-        if isinstance(error, _DeadlinePassed):
-            self._on_timeout(self._timers)
-            return
-        if self._expiry is not None and is_not_found(error) and self._timers.now >= self._expiry:
+        expiry = self._expiry
+        if expiry is not None and is_not_found(error) and _loop_time(self._timers) >= expiry:
             expired = self._expired()
             expired.__cause__ = error
             self._fail(expired)
@@ -398,18 +428,19 @@ class Poller(abc.DisposableBase, Generic[T]):
         )
 
     def _expired(self) -> TaskExpiredError:
-        assert self._expiry is not None
+        expired_at = expiry_of(self._last_result)
+        when = f" (expired at {expired_at.isoformat()})" if expired_at is not None else ""
         return TaskExpiredError(
-            f"task {self._task_id} outlived its ttl (expired at {self._expiry.isoformat()})"
-            " and may have been deleted by the server",
+            f"task {self._task_id} outlived its ttl{when} and is no longer known to the server",
             task_id=self._task_id,
             last_result=self._last_result,
-            expired_at=self._expiry,
+            expired_at=expired_at,
         )
 
     def _fail(self, error: Exception) -> None:
         """End with an error: stop everything (cancelling the call in flight)."""
         if not self.disposed:
+            self._ended = True
             self._finish()
             self._observer.on_error(error)
 
@@ -419,38 +450,44 @@ class Poller(abc.DisposableBase, Generic[T]):
         self._drop()
 
     def dispose(self) -> None:
+        """Stop polling; send the opt-in ``cancel_task`` if the task may still run. Never raises."""
         if self.disposed:
             return
         self.disposed = True
         self._drop()
-        if self._cancel_task is not None:
-            self._runner.schedule_await(self._send_cancel, _ignore, _ignore)
+        if self._cancel_task is not None and not self._ended:
+            try:
+                self._runtime.schedule_await(
+                    self._send_cancel, _ignore, self._cancel_failed, protect_s=CANCEL_TIMEOUT_S
+                )
+            except Exception as exc:  # noqa: BLE001 -- dispose never raises
+                logger.warning("task %s: cancel_task could not be sent: %s", self._task_id, exc)
 
     def _drop(self) -> None:
         for disposable in (self._call, self._timer, self._push_subscription, self._deadline):
             if disposable is not None:
                 disposable.dispose()
-        self._call = self._timer = self._push_subscription = self._deadline = None
+        self._timer = self._push_subscription = self._deadline = None
 
-    async def _send_cancel(self) -> None:
+    def _send_cancel(self) -> Awaitable[object]:
         assert self._cancel_task is not None
-        with anyio.CancelScope(shield=True) as scope:
-            scope.deadline = anyio.current_time() + CANCEL_TIMEOUT_S
-            try:
-                await self._cancel_task(self._task_id)
-            except Exception as exc:  # noqa: BLE001 -- best effort: logged, never raised
-                logger.warning("task %s: cancel_task failed: %r", self._task_id, exc)
-        if scope.cancelled_caught:
+        return self._cancel_task(self._task_id)
+
+    def _cancel_failed(self, error: Exception) -> None:
+        if isinstance(error, ProtectionTimeout):
             logger.warning(
                 "task %s: cancel_task took longer than %s s; abandoned",
                 self._task_id,
                 CANCEL_TIMEOUT_S,
             )
+        else:
+            logger.warning("task %s: cancel_task failed: %r", self._task_id, error)
 
 
-class _DeadlinePassed(Exception):
-    """A call cut short by the poll's deadline."""
+def _loop_time(timers: abc.SchedulerBase) -> float:
+    """The scheduler's clock in seconds: the loop's (or the virtual-time scheduler's)."""
+    return timers.now.timestamp()
 
 
 def _ignore(_: object) -> None:
-    """Neither outcome of a best-effort cancel is for anyone downstream."""
+    """The outcome of a best-effort cancel is for nobody downstream."""

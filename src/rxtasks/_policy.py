@@ -124,10 +124,12 @@ class PollPolicy:
         timeout_ms: An overall deadline from subscription; then `PollTimeoutError`
             (carrying the last result) and the call in flight is cancelled.
         retry: Retry transient ``get_task`` errors (see `Retry`).
-        ttl_backstop: When a result carries ``createdAt`` and a ttl (``ttl`` /
-            ``ttlMs``) and that time has passed while the task is not terminal, end with
-            `TaskExpiredError` instead of polling a task the server may have deleted; a
-            "not found" error after the ttl becomes the same error.
+        ttl_backstop: When a result carries a ttl (``ttl`` / ``ttlMs``), a "not found"
+            answer that comes once the ttl has surely passed ends the poll with
+            `TaskExpiredError` (naming the task and its last state) instead of the bare
+            error. "Surely" is measured on the client's loop clock from the server's own
+            ``createdAt`` and ``lastUpdatedAt``, never by comparing the two clocks; a
+            task the server still reports is polled on.
 
     Example:
         >>> policy = PollPolicy(min_interval_ms=100, max_interval_ms=30_000,

@@ -18,6 +18,7 @@ __all__ = [
     "ResultReader",
     "expiry_of",
     "is_terminal",
+    "remaining_ttl_s",
     "task_id_of",
     "updated_at_of",
     "validate_interval_ms",
@@ -31,8 +32,8 @@ TERMINAL_STATUSES: Final = frozenset({"completed", "failed", "cancelled"})
 #: Every status the protocol defines: ``working`` and ``input_required`` are not terminal.
 KNOWN_STATUSES: Final = frozenset({"working", "input_required", *TERMINAL_STATUSES})
 
-# Where each shape of result keeps its interval hint, in milliseconds (DESIGN.md
-# "Shapes"): the tasks extension's names first, then the 2025-11-25 ones; camelCase is
+# Where each shape of result keeps its interval hint, in milliseconds: the tasks
+# extension's names first, then the 2025-11-25 ones; camelCase is
 # the wire and mcp 1.x, snake_case is mcp 2.x and fastmcp-tasks.
 _HINT_NAMES: Final = ("pollIntervalMs", "poll_interval_ms", "pollInterval", "poll_interval")
 
@@ -127,6 +128,24 @@ def expiry_of(result: object) -> datetime | None:
         return created + timedelta(seconds=seconds)
     except OverflowError:  # a ttl of centuries: no backstop worth having
         return None
+
+
+def remaining_ttl_s(result: object) -> float | None:
+    """Return at most how much of the task's ttl is left, in seconds, or None if unlimited.
+
+    Only the server's own clock is read: a task last updated at ``lastUpdatedAt`` has at
+    most ``createdAt + ttl - lastUpdatedAt`` left when the client sees it, and at most
+    the whole ttl when either time is unknown. Nothing is compared with the client's clock,
+    which may differ from the server's by more than any ttl.
+    """
+    seconds = _hint_seconds(_first_field(result, ("ttlMs", "ttl_ms", "ttl")))
+    if seconds is None:
+        return None
+    created = _as_datetime(_first_field(result, ("createdAt", "created_at")))
+    updated = updated_at_of(result)
+    if created is not None and updated is not None:
+        seconds -= max((updated - created).total_seconds(), 0.0)
+    return max(seconds, 0.0)
 
 
 def updated_at_of(result: object) -> datetime | None:

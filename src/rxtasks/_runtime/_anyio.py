@@ -1,0 +1,451 @@
+"""`AnyioScheduler`: a reactivex scheduler on an anyio task group (push; asyncio and trio)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Self, TypeVar
+
+import anyio
+
+from .._errors import SchedulerError
+from ._await import AwaitCall
+from ._base import LoopScheduler, ThreadHop
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+    from types import TracebackType
+
+    from anyio.abc import TaskGroup
+    from reactivex import abc
+
+    from ._loop import Alarm
+
+__all__ = ["AnyioScheduler", "SchedulerStatistics"]
+
+T = TypeVar("T")
+
+# The exception groups task groups wrap errors in (trio's and asyncio's alike).
+_WRAPPERS = (ExceptionGroup, BaseExceptionGroup)
+
+# Idle workers kept for the next burst of awaits; more than this end.
+_MAX_IDLE = 32
+
+
+@dataclass(frozen=True)
+class SchedulerStatistics:
+    """What an `AnyioScheduler` holds at one moment.
+
+    Attributes:
+        timers_pending: Timers queued and not disposed.
+        awaits_in_flight: Awaits (``get_task`` calls) scheduled and not settled: queued,
+            running, or cancelled and still unwinding.
+        workers: Tasks of the scheduler's task group (busy, idle or waiting for a timer).
+    """
+
+    timers_pending: int
+    awaits_in_flight: int
+    workers: int = 0
+
+
+class _Worker:
+    """One task of the scheduler's group.
+
+    Its cancel scope is cancelled only to interrupt the call it runs (`interrupt`); an
+    interrupted worker takes no more work and ends, so a disposal that comes after its
+    call has returned, but before the worker resumed, never reaches the next call.
+    """
+
+    __slots__ = ("alarm", "interrupted", "scope", "wakeup")
+
+    def __init__(self, scope: anyio.CancelScope, alarm: Alarm) -> None:
+        self.scope = scope
+        self.alarm = alarm
+        self.interrupted = False
+        self.wakeup: anyio.Event | None = None
+
+    def interrupt(self) -> None:
+        """Cancel the call this worker runs; the worker then ends."""
+        self.interrupted = True
+        self.scope.cancel()
+
+
+class AnyioScheduler(LoopScheduler):
+    """A reactivex scheduler that runs on an anyio task group, on asyncio or trio.
+
+    Use it as an async context manager: the task group lives in the ``async with``
+    block, so nothing outlives it. The scheduler keeps one timer queue for all its
+    timers and a small pool of worker tasks: a worker fires due timers and runs awaits,
+    and one worker at a time sleeps until the next timer is due. Thousands of polled
+    tasks cost heap entries, not sleeping tasks; a poll whose ``get_task`` returns at
+    once costs one checkpoint, as an ``async for`` loop would. Disposing an await in
+    flight cancels that await and nothing else. The clock is the event loop's: under
+    trio's ``MockClock`` everything runs in virtual time.
+
+    Like a task group, leaving the block waits until no timer is pending and no await is
+    in flight (a cancelled await counts until it has unwound); call `cancel` to drop
+    everything instead. An exception raised by an action cancels the scheduler and is
+    re-raised from the ``async with`` (unwrapped when it is the only one).
+
+    Work may be scheduled from other threads too (``observe_on(scheduler)``, items from
+    thread pools): it is handed over to the loop's thread without blocking the caller.
+    Disposing a poll after the block has ended still sends its opt-in ``cancel_task``
+    while the event loop runs.
+
+    Example:
+        >>> async def main() -> None:
+        ...     async with rxtasks.AnyioScheduler() as scheduler:
+        ...         rxtasks.poll(get_task, "t1").subscribe(print, scheduler=scheduler)
+        ...     # every task polled on the scheduler has reached a terminal status here
+        >>> anyio.run(main, backend="trio")
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._calls: deque[AwaitCall[Any]] = deque()  # awaits waiting for a worker
+        self._in_flight = 0  # awaits scheduled and not settled
+        self._idle: list[_Worker] = []
+        self._workers = 0
+        self._coming = 0  # workers woken or started that have not looked at the queues yet
+        self._in_sync = False  # a worker runs synchronous code and will look again
+        # The one worker asleep until a timer is due, and when.
+        self._sleeper: _Worker | None = None
+        self._sleeper_due = 0.0
+        self._task_group: TaskGroup | None = None
+        self._closing = False
+        self._detached: set[Any] = set()  # calls run after the block ended (see _detach)
+        self._thread = 0
+        self._deliver_fn = self._deliver
+        # Work handed over from other threads and not yet taken in: the block waits for it.
+        self._hops = 0
+        self._hops_lock = threading.Lock()
+
+    async def __aenter__(self) -> Self:
+        if self._task_group is not None or self._closing:
+            raise SchedulerError("an AnyioScheduler can be entered only once")
+        self._bind()
+        self._thread = self._loop.thread
+        task_group = anyio.create_task_group()
+        await task_group.__aenter__()
+        self._task_group = task_group
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        assert self._task_group is not None
+        try:
+            self._closing = True
+            if self._finished():
+                self._wake_all()  # else the last timer or await to end wakes everyone
+        finally:
+            try:
+                suppress = await self._task_group.__aexit__(exc_type, exc, tb)
+            except BaseExceptionGroup as group:
+                # Unwrap the task group's own wrapper, never a group the code raised.
+                if type(group) not in _WRAPPERS or len(group.exceptions) != 1:
+                    raise
+                single = group.exceptions[0]
+            else:
+                return suppress
+            finally:
+                self._task_group = None
+                self._drop_all()
+        raise single
+
+    def cancel(self) -> None:
+        """Drop every pending timer and cancel every await in flight; the block exits.
+
+        An await that shields itself from cancellation (such as `poll`'s best-effort
+        ``cancel_task``) still runs to its end; the block waits for it.
+        """
+        task_group = self._task_group
+        if task_group is None:
+            return
+        task_group.cancel_scope.cancel()
+        self._timers.clear()
+        calls, self._calls = self._calls, deque()
+        for call in calls:
+            # In a task of its own, the await is cancelled at its first checkpoint,
+            # unless it shields itself (best-effort cleanup): then it runs to its end.
+            task_group.start_soon(self._run_alone, call)
+
+    def statistics(self) -> SchedulerStatistics:
+        """Return how many timers are pending, awaits in flight, and workers."""
+        return SchedulerStatistics(self._timers.live, self._in_flight, self._workers)
+
+    # -- scheduling ---------------------------------------------------------------------
+
+    def _schedule_after(
+        self, delay: float, action: abc.ScheduledAction[Any], state: Any
+    ) -> abc.DisposableBase:
+        if self._task_group is None:
+            self._check_running()
+        if threading.get_ident() != self._thread:
+            return ThreadHop(self, lambda: self._queue_timer(delay, action, state))  # counted
+        # _queue_timer, inlined: every poll schedules its next one.
+        timers = self._timers
+        entry = timers.add(delay, action, state)
+        sleeper = self._sleeper
+        if sleeper is not None:
+            if timers.last_due < self._sleeper_due:
+                sleeper.alarm.wake()
+        elif not self._in_sync:
+            self._summon()
+        return entry
+
+    def _queue_timer(
+        self, delay: float, action: abc.ScheduledAction[Any], state: Any
+    ) -> abc.DisposableBase:
+        if self._task_group is None:
+            self._check_running()
+        timers = self._timers
+        entry = timers.add(delay, action, state)
+        sleeper = self._sleeper
+        if sleeper is not None:
+            if timers.last_due < self._sleeper_due:
+                sleeper.alarm.wake()  # due before the sleeper would look: it looks now
+        elif not self._in_sync:  # else the worker in synchronous code looks after it
+            self._summon()
+        return entry
+
+    def schedule_await(
+        self,
+        func: Callable[[], Awaitable[T]],
+        on_result: Callable[[T], None],
+        on_error: Callable[[Exception], None],
+        *,
+        protect_s: float | None = None,
+    ) -> AwaitCall[T]:
+        """Await ``func()`` on a worker; disposing the call cancels that await only."""
+        call = AwaitCall(func, on_result, on_error, protect_s)
+        task_group = self._task_group
+        if task_group is None:
+            if not (self._closing and protect_s is not None):
+                self._check_running()  # raises: not entered yet, or left
+            # The block has ended: best-effort cleanup (a shielded await) still goes.
+            if self.in_loop_thread():
+                self._detach(call)
+            elif not self.call_soon_threadsafe(lambda: self._detach(call)):
+                call.fail(SchedulerError("the event loop has ended"), _call_now)
+        elif threading.get_ident() != self._thread:
+            self.call_soon_threadsafe(lambda: self._enqueue(call))  # counted
+        elif task_group.cancel_scope.cancel_called:
+            self._enqueue(call)
+        else:  # _enqueue's common case, inlined: every poll passes here
+            self._in_flight += 1
+            call.settle_hook = self._await_settled
+            self._calls.append(call)
+            if not self._in_sync:
+                self._summon()
+        return call
+
+    def _enqueue(self, call: AwaitCall[Any]) -> None:
+        if call.settled:  # disposed before it reached the loop's thread
+            return
+        task_group = self._task_group
+        if task_group is None:
+            call.dispose()
+            return
+        self._in_flight += 1
+        call.settle_hook = self._await_settled
+        if task_group.cancel_scope.cancel_called:
+            # Shutting down: the workers are gone. In a task of its own the await is
+            # cancelled at its first checkpoint, unless it shields itself.
+            task_group.start_soon(self._run_alone, call)
+            return
+        self._calls.append(call)
+        if not self._in_sync:
+            self._summon()
+
+    def _deliver(self, callback: Callable[[Any], None], value: Any) -> None:
+        """Call an await's callback from its worker, which looks at the queues after."""
+        self._in_sync = True
+        timers = self._timers
+        timers.step_start = self._loop.clock()
+        try:
+            callback(value)
+        finally:
+            self._in_sync = False
+            timers.step_start = None
+
+    def _await_settled(self) -> None:
+        self._in_flight -= 1
+        if self._closing and self._finished():
+            self._wake_all()
+
+    def _detach(self, call: AwaitCall[Any]) -> None:
+        """Run a shielded await after the block ended, in the loop, if it still runs."""
+        native = self._loop.running_native()
+        if native is None:
+            call.fail(SchedulerError("the event loop has ended"), _call_now)
+            return
+        if isinstance(native, asyncio.AbstractEventLoop):
+            task = native.create_task(self._run_detached(call))
+            self._detached.add(task)
+            task.add_done_callback(self._detached.discard)
+        else:
+            import trio
+
+            trio.lowlevel.spawn_system_task(self._run_detached, call)
+
+    async def _run_detached(self, call: AwaitCall[Any]) -> None:
+        if call.begin(None):
+            try:
+                await call.run()
+            except BaseException:  # noqa: BLE001 -- a detached task must end quietly
+                call.end_cancelled()
+
+    # -- workers ------------------------------------------------------------------------
+
+    def _summon(self) -> None:
+        """Make sure a worker will look at the queues soon: wake one, or start one."""
+        if self._coming:
+            return
+        self._coming += 1
+        if self._idle:
+            worker = self._idle.pop()
+            assert worker.wakeup is not None
+            worker.wakeup.set()
+        else:
+            assert self._task_group is not None
+            self._workers += 1
+            self._task_group.start_soon(self._work, name=f"{self!r} worker")
+
+    async def _work(self) -> None:
+        try:
+            with anyio.CancelScope() as scope:
+                worker = _Worker(scope, self._loop.alarm())
+                self._coming -= 1
+                await self._work_loop(worker)
+        finally:
+            self._workers -= 1
+            task_group = self._task_group
+            if (
+                task_group is not None
+                and not task_group.cancel_scope.cancel_called
+                and (self._calls or (self._timers.live and self._sleeper is None))
+            ):
+                self._summon()  # this worker ended with its cancelled await: replace it
+
+    async def _run_alone(self, call: AwaitCall[Any]) -> None:
+        with anyio.CancelScope() as scope:
+            if call.begin(scope.cancel):
+                await call.run(self._deliver_fn)
+
+    async def _work_loop(self, worker: _Worker) -> None:
+        timers = self._timers
+        calls = self._calls
+        clock = self._loop.clock
+        sleep = self._loop.sleep
+        deliver = self._deliver_fn
+        checkpointed = True
+        while not worker.interrupted:
+            due = timers.next_due()
+            if due is not None and due <= clock():
+                if not checkpointed:
+                    # Timers that fell due while this worker ran synchronously: let the
+                    # rest of the program run first, as the SDK's loop does between polls.
+                    await sleep(0)
+                    checkpointed = True
+                    continue
+                self._run_due_timers(clock())
+            if calls:
+                call = calls.popleft()
+                if calls or (timers.live and self._sleeper is None):
+                    self._summon()  # this worker is busy now: more work needs another
+                if call.begin(worker.interrupt):
+                    await call.run(deliver)
+                checkpointed = False
+                continue
+            if self._closing and self._finished():
+                self._wake_all()
+                return
+            due = timers.next_due()
+            if due is not None and self._sleeper is None:
+                await self._sleep_until(worker, due)
+                checkpointed = True
+                continue
+            if len(self._idle) >= _MAX_IDLE:
+                return
+            worker.wakeup = anyio.Event()
+            self._idle.append(worker)
+            await worker.wakeup.wait()
+            self._coming -= 1
+            checkpointed = True
+
+    async def _sleep_until(self, worker: _Worker, due: float) -> None:
+        """Sleep until the first timer is due, or until woken for an earlier one."""
+        self._sleeper = worker
+        self._sleeper_due = due
+        try:
+            woken = await worker.alarm.sleep(max(due - self._loop.clock(), 0.0))
+        finally:
+            self._sleeper = None
+        if not woken:
+            # The timer is due even if the clock reads a hair earlier (asyncio fires
+            # early by its resolution; looptime rounds to microseconds).
+            self._run_due_timers(max(self._loop.clock(), due))
+
+    def _run_due_timers(self, now: float) -> None:
+        timers = self._timers
+        self._in_sync = True
+        try:
+            while (entry := timers.pop_due(now)) is not None:
+                entry.run(self)
+        finally:
+            self._in_sync = False
+
+    def call_soon_threadsafe(self, fn: Callable[[], None]) -> bool:
+        """Run ``fn()`` soon in the loop's thread; the block waits for it to have run."""
+        with self._hops_lock:
+            self._hops += 1
+
+        def run() -> None:
+            with self._hops_lock:
+                self._hops -= 1
+            try:
+                fn()
+            finally:
+                if self._closing and self._task_group is not None and self._finished():
+                    self._wake_all()
+
+        if super().call_soon_threadsafe(run):
+            return True
+        with self._hops_lock:
+            self._hops -= 1
+        return False
+
+    def _finished(self) -> bool:
+        return not self._timers.live and not self._in_flight and not self._hops
+
+    def _wake_all(self) -> None:
+        """Closing and nothing left: wake every idle and sleeping worker, so they end."""
+        for worker in self._idle:
+            if worker.wakeup is not None and not worker.wakeup.is_set():
+                self._coming += 1
+                worker.wakeup.set()
+        self._idle.clear()
+        if self._sleeper is not None:
+            self._sleeper.alarm.wake()
+
+    def _drop_all(self) -> None:
+        self._timers.clear()
+        while self._calls:
+            self._calls.popleft().dispose()
+
+    def _check_running(self) -> None:
+        if self._task_group is None:
+            raise SchedulerError(
+                "the AnyioScheduler is not running: use it inside"
+                " `async with AnyioScheduler() as scheduler:`"
+            )
+
+
+def _call_now(callback: Callable[[Any], None], value: Any) -> None:
+    callback(value)

@@ -1,0 +1,293 @@
+"""The one await primitive, and the contract between a poll and the scheduler that runs it.
+
+reactivex schedulers run synchronous actions; ``get_task`` is a coroutine function. A
+`Runtime` is a scheduler (or an adapter of one) that can also await: it runs an
+`AwaitCall` and reports its outcome. The rule every runtime keeps is written once, in
+`AwaitCall`: after the await, exactly one of ``on_result`` / ``on_error``, and nothing at
+all once the call was disposed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+
+import anyio
+from reactivex import abc
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+__all__ = [
+    "AwaitCall",
+    "AwaitState",
+    "ProtectionTimeout",
+    "Runtime",
+    "as_exception",
+    "is_foreign_cancellation",
+]
+
+T = TypeVar("T")
+
+
+class AwaitState(enum.Enum):
+    """Where an `AwaitCall` is in its life."""
+
+    #: Scheduled, not started.
+    QUEUED = "queued"
+    #: Its awaitable is being awaited.
+    RUNNING = "running"
+    #: Disposed while running: cancelled, but its awaitable has not returned yet.
+    ABANDONED = "abandoned"
+    #: Over: its outcome was delivered, or it was disposed and has really returned.
+    SETTLED = "settled"
+
+
+QUEUED = AwaitState.QUEUED
+RUNNING = AwaitState.RUNNING
+ABANDONED = AwaitState.ABANDONED
+SETTLED = AwaitState.SETTLED
+
+
+def _direct(callback: Callable[[Any], None], value: Any) -> None:
+    callback(value)
+
+
+class AwaitCall(abc.DisposableBase, Generic[T]):
+    """One await of ``func()``: queued, running, then settled; disposing cancels it.
+
+    A call counts as in flight until its awaitable has really returned, cancellation
+    cleanup included (`settled`): a scheduler waits for that before its block ends, a
+    concurrency limit releases its slot only then, and a poll starts its next call only
+    then. After the outcome is delivered (or instead of it), the runtime's
+    ``settle_hook`` runs, then the `when_settled` callback.
+
+    Args:
+        func: Called with no arguments when the call starts; returns the awaitable.
+        on_result: Called with the awaitable's result.
+        on_error: Called with the exception it raised.
+        protect_s: If set, the await is shielded from cancellation, for at most this many
+            seconds (then it fails with ``TimeoutError``): for best-effort cleanup such
+            as a ``tasks/cancel`` sent while everything else is being torn down.
+    """
+
+    __slots__ = (
+        "_interrupt",
+        "_then",
+        "func",
+        "on_error",
+        "on_result",
+        "protect_s",
+        "settle_hook",
+        "state",
+    )
+
+    def __init__(
+        self,
+        func: Callable[[], Awaitable[T]],
+        on_result: Callable[[T], None],
+        on_error: Callable[[Exception], None],
+        protect_s: float | None = None,
+    ) -> None:
+        self.func = func
+        self.on_result = on_result
+        self.on_error = on_error
+        self.protect_s = protect_s
+        self.state = QUEUED
+        self._interrupt: Callable[[], object] | None = None
+        # The runtime's accounting, then the subscriber's continuation (see when_settled).
+        self.settle_hook: Callable[[], None] | None = None
+        self._then: Callable[[], None] | None = None
+
+    @property
+    def settled(self) -> bool:
+        """Whether the call is over: its outcome delivered, or dropped and returned."""
+        return self.state is SETTLED
+
+    def when_settled(self, then: Callable[[], None]) -> None:
+        """Call ``then()`` once the call is over (at once if it is)."""
+        if self.state is SETTLED:
+            then()
+        else:
+            self._then = then
+
+    # -- for the runtime ----------------------------------------------------------------
+
+    def begin(self, interrupt: Callable[[], object] | None) -> bool:
+        """Start the call; False if it was disposed while queued (then do not await).
+
+        Args:
+            interrupt: How to cancel the await in flight, for `dispose`; None if the
+                runtime cannot (the outcome is then dropped when it comes).
+        """
+        if self.state is not QUEUED:
+            return False
+        self.state = RUNNING
+        self._interrupt = interrupt
+        return True
+
+    def succeed(self, result: T, deliver: Callable[[Callable[[Any], None], Any], None]) -> None:
+        """The awaitable returned ``result``: deliver it unless disposed, and settle."""
+        running = self.state is RUNNING
+        self.state = SETTLED
+        if self.settle_hook is None and self._then is None:  # every plain poll
+            if running:
+                deliver(self.on_result, result)
+            return
+        try:
+            if running:
+                deliver(self.on_result, result)
+        finally:
+            self._settled()
+
+    def fail(
+        self, error: BaseException, deliver: Callable[[Callable[[Any], None], Any], None]
+    ) -> None:
+        """The awaitable raised ``error``: deliver it unless disposed, and settle."""
+        running = self.state is RUNNING
+        self.state = SETTLED
+        try:
+            if running:
+                deliver(self.on_error, error)
+        finally:
+            self._settled()
+
+    def end_cancelled(self) -> None:
+        """The await ended without an outcome (cancelled): settle, deliver nothing."""
+        if self.state is not SETTLED:
+            self.state = SETTLED
+            self._settled()
+
+    def _settled(self) -> None:
+        self._interrupt = None
+        hook, self.settle_hook = self.settle_hook, None
+        then, self._then = self._then, None
+        try:
+            if hook is not None:
+                hook()
+        finally:
+            if then is not None:
+                then()
+
+    async def run(self, deliver: Callable[[Callable[[Any], None], Any], None] = _direct) -> None:
+        """Await ``func()`` in the current task and deliver the outcome (async runtimes).
+
+        The caller has called `begin`. Cancellation of the current task ends the call
+        and propagates, except a ``CancelledError`` that ``func()`` raised by itself
+        (see `is_foreign_cancellation`): that is the call's error, like any other.
+        """
+        try:
+            if self.protect_s is None:
+                result = await self.func()
+            else:
+                result = await self._protected(self.protect_s)
+        except Exception as exc:  # noqa: BLE001 -- the outcome, routed to on_error
+            self.fail(exc, deliver)
+            return
+        except BaseException as exc:
+            if self.state is RUNNING and is_foreign_cancellation(exc):
+                self.fail(exc, deliver)
+                return
+            self.end_cancelled()
+            raise
+        self.succeed(result, deliver)
+
+    async def _protected(self, seconds: float) -> T:
+        with anyio.CancelScope(shield=True) as scope:
+            scope.deadline = anyio.current_time() + seconds
+            return await self.func()
+        raise ProtectionTimeout(f"gave up after {seconds} s")
+
+    # -- for the subscriber -------------------------------------------------------------
+
+    def dispose(self) -> None:
+        """Cancel the call: drop it if queued, interrupt it if running; no outcome follows."""
+        state = self.state
+        if state is QUEUED:
+            self.end_cancelled()
+        elif state is RUNNING:
+            self.state = ABANDONED
+            interrupt, self._interrupt = self._interrupt, None
+            if interrupt is not None:
+                interrupt()
+
+
+class ProtectionTimeout(TimeoutError):
+    """A shielded await (`AwaitCall` ``protect_s``) ran out of its time and was abandoned."""
+
+
+def is_foreign_cancellation(error: BaseException) -> bool:
+    """Tell whether a cancellation was raised by the awaited code itself, not delivered to us.
+
+    On asyncio, a coroutine that awaits a future someone else cancelled raises
+    ``CancelledError`` although nobody cancelled its task (``cancelling() == 0``). That is
+    an outcome of the call like any other exception, not a cancellation of the runtime.
+    trio's ``Cancelled`` is only ever delivered by a cancel scope, so it never is.
+    """
+    if not isinstance(error, asyncio.CancelledError):
+        return False
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no running loop: run without suspending (virtual time)
+        return True
+    return task is None or task.cancelling() == 0
+
+
+def as_exception(error: BaseException) -> Exception:
+    """Pass a foreign ``CancelledError`` through the Rx error channel, typed as Exception.
+
+    reactivex's ``on_error`` is typed for ``Exception``; at run time it carries any object,
+    and a poll's error must reach the consumer unchanged.
+    """
+    return cast("Exception", error)
+
+
+class Runtime(ABC):
+    """What `poll` and `poll_many` need of their subscription's scheduler.
+
+    A runtime awaits coroutines for the poll (`schedule_await`), tells whether the caller
+    is in the event loop's thread and hands callbacks over to it without blocking
+    (`in_loop_thread`, `call_soon_threadsafe`), and is told when results may arrive from
+    other tasks (`expect_pushes`), so that its waits can be cut short by them.
+    """
+
+    __slots__ = ()
+
+    @abstractmethod
+    def schedule_await(
+        self,
+        func: Callable[[], Awaitable[T]],
+        on_result: Callable[[T], None],
+        on_error: Callable[[Exception], None],
+        *,
+        protect_s: float | None = None,
+    ) -> AwaitCall[T]:
+        """Await ``func()`` soon, then call ``on_result`` or ``on_error`` (see `AwaitCall`).
+
+        Args:
+            func: Called with no arguments; returns the awaitable.
+            on_result: Called with the awaitable's result.
+            on_error: Called with the exception it raised.
+            protect_s: Shield the await from cancellation for at most this long.
+
+        Returns:
+            The call; disposing it cancels the await, and no callback follows.
+        """
+
+    def expect_pushes(self) -> None:  # noqa: B027 -- a hook with nothing to do by default
+        """Results may now be pushed from other tasks while a call or a wait is in flight."""
+
+    def in_loop_thread(self) -> bool:
+        """Whether the caller runs in the thread of the runtime's event loop."""
+        return True
+
+    def call_soon_threadsafe(self, fn: Callable[[], None]) -> bool:
+        """Run ``fn()`` soon in the event loop's thread, without blocking the caller.
+
+        Returns:
+            False if the loop has ended and ``fn`` will never run.
+        """
+        fn()
+        return True
