@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar
 import anyio
 
 from ._errors import BufferOverflowError, StreamClosedError
-from ._observable import poll
 from ._runtime import AnyioScheduler, PullScheduler
 from ._runtime._inbox import Inbox
+from ._runtime._loop import LoopBinding
+from ._status import ResultReader, validate_interval_ms
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -241,6 +242,11 @@ def poll_until_terminal(
     and time the consumer spends between items counts toward the interval instead of
     being added to it.
 
+    It yields what ``rxtasks.iterate(rxtasks.poll(get_task, task_id, default_interval_ms))``
+    yields, at the same times, through a dedicated iterator: with no pushes, policy or
+    cancel to race, a poll needs no scheduler, and this is every ``async for`` user's
+    hot path.
+
     Args:
         get_task: Async function that takes the task id and returns its state.
         task_id: The task to poll.
@@ -255,7 +261,68 @@ def poll_until_terminal(
         working
         completed
     """
-    return ObservableIterator(poll(get_task, task_id, default_interval_ms))
+    default_ms = validate_interval_ms(default_interval_ms, name="default_interval_ms")
+    return _PollIterator(get_task, task_id, default_ms)
+
+
+class _PollIterator(ObservableIterator[T]):
+    """`poll_until_terminal`: `poll`'s pacing, fused into one iterator (no scheduler).
+
+    The next call is due the result's interval after its response; the wait for it
+    happens in the next ``__anext__``: ``sleep(delay)`` when the consumer took no time
+    (exactly what the SDK's loop sleeps), the rest of it otherwise, and one checkpoint
+    when it is already due.
+    """
+
+    __slots__ = ("_delay", "_done", "_get_task", "_loop", "_reader", "_start", "_task_id")
+
+    def __init__(
+        self, get_task: Callable[[str], Awaitable[T]], task_id: str, default_interval_ms: float
+    ) -> None:
+        self._get_task = get_task
+        self._task_id = task_id
+        self._reader = ResultReader(task_id, default_interval_ms)
+        self._loop: LoopBinding | None = None
+        self._start = 0.0  # when the last response arrived
+        self._delay = 0.0  # and how long after it the next call is due
+        self._done = False
+        self._running = False
+
+    async def __anext__(self) -> T:
+        if self._done:
+            raise StopAsyncIteration
+        if self._running:
+            raise RuntimeError("anext(): the iterator is already running in another task")
+        self._running = True
+        try:
+            loop = self._loop
+            if loop is None:  # the first call: at once
+                self._loop = loop = LoopBinding()
+            else:
+                delay = self._delay
+                now = loop.clock()
+                due = self._start + delay
+                if not delay or now >= due:
+                    await loop.sleep(0)  # a checkpoint, as the SDK's loop sleeps 0
+                else:
+                    await loop.sleep(delay if now == self._start else due - now)
+            result = await self._get_task(self._task_id)
+            self._start = loop.clock()
+            reader = self._reader
+            if reader.terminal(result):
+                self._done = True
+            else:
+                self._delay = reader.delay_seconds(result)
+            return result
+        except BaseException:
+            self._done = True  # like a generator that raised: finished
+            raise
+        finally:
+            self._running = False
+
+    async def aclose(self) -> None:
+        """Stop: nothing runs between items, so there is nothing to cancel."""
+        self._done = True
 
 
 @asynccontextmanager
