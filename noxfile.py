@@ -117,6 +117,19 @@ def soak(session: nox.Session) -> None:
 
 
 @nox.session
+def stress(session: nox.Session) -> None:
+    """The randomized interleaving test, 2,000 examples per backend (`-- N` for N; not in CI)."""
+    install_groups(session, "test")
+    examples = session.posargs[0] if session.posargs else "2000"
+    session.run(
+        "pytest",
+        "tests/test_interleavings.py",
+        "--timeout=3600",  # the per-test limit is for the suite; this run is long on purpose
+        env={"RXTASKS_STRESS_EXAMPLES": examples},
+    )
+
+
+@nox.session
 def notebooks(session: nox.Session) -> None:
     """Run every notebook top to bottom, each in a fresh kernel; fails on any cell's error."""
     session.install(".[mcp]", *nox.project.dependency_groups(PYPROJECT, "notebooks"))
