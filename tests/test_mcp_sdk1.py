@@ -202,3 +202,45 @@ async def test_poll_many_through_the_adapter(virtual_time: VirtualClock) -> None
     assert finals == dict.fromkeys(ids, "completed")
     assert gets == 3  # one poll each: the rest came as pushes
     assert "pushed statuses" in repr(tasks)
+
+
+# -- reading answers leniently ------------------------------------------------------------
+
+
+RAW = {
+    "taskId": "t",
+    "status": "working",
+    "createdAt": "2026-01-01T00:00:00Z",
+    "lastUpdatedAt": "2026-01-01T00:00:01Z",
+    "ttl": 60000,
+}
+
+
+@pytest.mark.parametrize("hint", [0, True, "abc", 0.5, 1e308, "250", 250.0, 10**30])
+def test_a_hint_reaches_the_reader_as_sent(hint: object) -> None:
+    """Mcp 1.x's model would reject 250.0, "abc" or true; the reader gets them as sent."""
+    from rxtasks.mcp._common import read_task
+
+    task = read_task(types.GetTaskResult, {**RAW, "pollInterval": hint}, request="tasks/get")
+    assert task.pollInterval == hint
+    assert type(task.pollInterval) is type(hint)
+    assert (task.taskId, task.status) == ("t", "working")
+
+
+def test_an_unknown_status_and_odd_fields_are_kept() -> None:
+    """Only the id and the status must be strings; the rest is kept as sent."""
+    from rxtasks.mcp._common import read_task
+
+    raw = {**RAW, "status": "weird", "statusMessage": 5, "createdAt": "yesterday"}
+    task = read_task(types.GetTaskResult, raw, request="tasks/get")
+    kept: tuple[object, ...] = (task.status, task.statusMessage, task.createdAt)
+    assert kept == ("weird", 5, "yesterday")
+
+
+@pytest.mark.parametrize("status", [None, 5, ["working"]])
+def test_an_answer_without_a_string_status_is_a_clear_error(status: object) -> None:
+    """InvalidResultError names the request and the field."""
+    from rxtasks.mcp._common import read_task
+
+    with pytest.raises(rxtasks.InvalidResultError, match="tasks/get with a malformed task"):
+        read_task(types.GetTaskResult, {**RAW, "status": status}, request="tasks/get")

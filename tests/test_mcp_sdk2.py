@@ -439,3 +439,72 @@ async def test_core_start_without_dispatcher_says_why() -> None:
         tasks = CoreTasks(ClientSession(receive, send))  # never entered: start fails first
         with pytest.raises(RuntimeError, match="python-sdk#3161"):
             await tasks.start("work")
+
+
+# -- reading answers leniently ------------------------------------------------------------
+
+
+LEGACY = {
+    "taskId": "t",
+    "status": "working",
+    "createdAt": "2026-01-01T00:00:00Z",
+    "lastUpdatedAt": "2026-01-01T00:00:01Z",
+    "ttl": 60000,
+}
+EXTENSION = {"taskId": "t", "status": "working", "resultType": "complete"}
+
+
+@pytest.mark.parametrize("hint", [0, True, "abc", 0.5, 1e308, "250", 250.0, 10**30])
+@pytest.mark.parametrize(
+    ("model", "raw", "key", "attribute"),
+    [
+        (mcp_types.GetTaskResult, LEGACY, "pollInterval", "poll_interval"),
+        (ExtensionTask, EXTENSION, "pollIntervalMs", "poll_interval_ms"),
+    ],
+)
+def test_a_hint_reaches_the_reader_as_sent(
+    model: Any, raw: dict[str, Any], key: str, attribute: str, hint: object
+) -> None:
+    """The SDK's model neither coerces (true -> 1) nor rejects (250.0) a hint."""
+    from rxtasks.mcp._common import read_task
+
+    task = read_task(model, {**raw, key: hint}, request="tasks/get")
+    value = getattr(task, attribute)
+    assert value == hint
+    assert type(value) is type(hint)
+    assert (task.task_id, task.status) == ("t", "working")
+
+
+@pytest.mark.parametrize("model", [mcp_types.GetTaskResult, ExtensionTask])
+def test_an_unknown_status_and_odd_fields_are_kept(model: Any) -> None:
+    """Only the id and the status must be strings; the rest is kept as sent."""
+    from rxtasks.mcp._common import read_task
+
+    raw = {**LEGACY, "status": "weird", "statusMessage": 5, "ttl": "long"}
+    task = read_task(model, raw, request="tasks/get")
+    assert task.status == "weird"
+    assert task.status_message == 5
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        ({"status": None}, "`status` (None); it must be a string"),
+        ({"status": 5}, "a int `status` (5); it must be a string"),
+        ({"taskId": 7}, "a int `taskId` (7); it must be a string"),
+    ],
+)
+def test_an_answer_without_a_string_id_or_status_is_a_clear_error(
+    change: dict[str, Any], says: str
+) -> None:
+    """InvalidResultError names the request and the field; nothing deep inside fails."""
+    from rxtasks.mcp._common import read_task
+
+    raw = {**LEGACY, **change}
+    with pytest.raises(rxtasks.InvalidResultError, match="malformed task") as info:
+        read_task(mcp_types.GetTaskResult, raw, request="tasks/get", task_id="t")
+    assert says in str(info.value)
+    assert info.value.result == raw
+    without = {k: v for k, v in LEGACY.items() if k != "status"}
+    with pytest.raises(rxtasks.InvalidResultError, match="no `status`"):
+        read_task(ExtensionTask, without, request="tasks/get")

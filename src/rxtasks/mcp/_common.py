@@ -4,25 +4,129 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
+from pydantic import ValidationError
 from reactivex.subject import Subject
 
+from .._errors import InvalidResultError
 from .._many import poll_many as _poll_many
 from .._observable import poll as _poll
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from pydantic import BaseModel
     from reactivex import Observable, abc
 
     from .._policy import PollPolicy
 
-__all__ = ["PushedStatuses", "TaskAdapter"]
+__all__ = ["TRANSIENT_CODES", "PushedStatuses", "TaskAdapter", "is_transient", "read_task"]
 
 logger = logging.getLogger("rxtasks.mcp")
 
 T = TypeVar("T")
+M = TypeVar("M", bound="BaseModel")
+
+#: The wire names of a task's fields that rxtasks' own reader checks, with its documented
+#: fallbacks (an unusable hint: the default interval; an unusable ttl: no backstop). They
+#: reach it as the server sent them, never coerced or rejected by a model first.
+_AS_SENT = ("pollInterval", "pollIntervalMs", "ttl", "ttlMs")
+
+#: JSON-RPC error codes worth a retry: internal error, connection closed, request timeout
+#: (-32001 in mcp 2.x, HTTP's 408 in mcp 1.x). "Invalid params" (-32602, an unknown task)
+#: never is.
+TRANSIENT_CODES = frozenset({-32603, -32000, -32001, 408})
+
+
+def read_task(model: type[M], raw: object, *, request: str, task_id: str | None = None) -> M:
+    """Read a task state from a server's JSON leniently: check what must be valid only.
+
+    The SDKs' models validate, coerce or reject every field before rxtasks sees it: mcp
+    1.x rejects a hint of ``250.0``, mcp 2.x reads ``true`` as 1 ms, and one odd field
+    costs the whole answer. Here only the task id and the status must be strings; the
+    poll-interval hint and the ttl are kept as sent (the core reads them, with its
+    documented fallbacks and one warning per problem); any other field the model
+    rejects is kept as sent too.
+
+    Args:
+        model: The SDK's model of a task (or rxtasks' own, for the tasks extension).
+        raw: The JSON object the server answered.
+        request: The request it answered, for messages (``tasks/get``).
+        task_id: The id asked for, if any, for messages.
+
+    Returns:
+        The model, holding what the server sent.
+
+    Raises:
+        InvalidResultError: If ``raw`` is not an object, or its task id or status is
+            missing or not a string.
+    """
+    if not isinstance(raw, dict):
+        raise _malformed(request, f"not a JSON object: {_short(raw)}", raw, task_id)
+    fields = cast("dict[str, Any]", raw)
+    for name in ("taskId", "status"):
+        value = fields.get(name)
+        if not isinstance(value, str):
+            what = "no" if name not in fields else f"a {type(value).__name__}"
+            detail = "" if name not in fields else f" ({_short(value)})"
+            why = f"{what} `{name}`{detail}; it must be a string"
+            raise _malformed(request, why, fields, task_id)
+    as_sent = {name: fields[name] for name in _AS_SENT if name in fields}
+    checked = {**fields, **dict.fromkeys(as_sent)}  # None validates everywhere
+    try:
+        task = model.model_validate(checked)
+    except ValidationError as exc:
+        rejected = {str(error["loc"][0]) for error in exc.errors() if error["loc"]}
+        as_sent.update({name: fields[name] for name in rejected if name in fields})
+        kept = {name: value for name, value in checked.items() if name not in rejected}
+        try:
+            task = model.model_validate(kept)
+        except ValidationError:  # a required field is missing: keep everything as sent
+            task = model.model_construct(**_by_field(model, fields))
+            as_sent = {}
+    for name, value in _by_field(model, as_sent).items():
+        setattr(task, name, value)
+    return task
+
+
+def _by_field(model: type[BaseModel], fields: dict[str, Any]) -> dict[str, Any]:
+    """Rename wire names (aliases) to the model's field names; keep unknown ones."""
+    names = {info.alias or name: name for name, info in model.model_fields.items()}
+    return {names.get(key, key): value for key, value in fields.items()}
+
+
+def _malformed(request: str, why: str, raw: object, task_id: str | None) -> InvalidResultError:
+    return InvalidResultError(
+        f"the server answered {request} with a malformed task: {why}",
+        result=raw,
+        task_id=task_id or "",
+    )
+
+
+def _short(value: object, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def is_transient(error: BaseException) -> bool:
+    """Tell whether a request's error is worth a retry: the connection, not the task.
+
+    Transient: timeouts, connection errors (``OSError``, the HTTP client's transport
+    errors, a stream closed under the session), and the JSON-RPC errors in
+    `TRANSIENT_CODES`. "Task not found" (-32602) never is.
+    """
+    if isinstance(error, TimeoutError | OSError):
+        return True
+    code = getattr(error, "code", None)
+    if code is None:
+        code = getattr(getattr(error, "error", None), "code", None)  # mcp 1.x's McpError
+    if isinstance(code, int):
+        return code in TRANSIENT_CODES
+    # httpx / httpx2 transport errors, anyio's closed streams: by name, as the core
+    # imports neither the HTTP client of each SDK nor the SDK itself.
+    names = {cls.__name__ for cls in type(error).__mro__}
+    return bool(names & {"TransportError", "BrokenResourceError", "ClosedResourceError"})
 
 
 class PushedStatuses(Generic[T]):

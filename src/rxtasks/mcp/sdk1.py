@@ -20,22 +20,30 @@ deprecated ``session.experimental`` API (and its warning) is not involved.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, cast
 
-from mcp import types
-from pydantic import RootModel
+try:
+    from mcp import types
+except ImportError as exc:  # pragma: no cover -- depends on the environment
+    raise ImportError(
+        "rxtasks.mcp.sdk1 needs the MCP SDK 1.x (mcp>=1.23,<2). Install it with:"
+        ' pip install "rxtasks[mcp1]" (from a checkout: pip install ".[mcp1]")'
+    ) from exc
+from pydantic import RootModel, ValidationError
 
-from .._errors import TaskCancelledError, TaskFailedError, TaskNotCreatedError
-from ._common import PushedStatuses, TaskAdapter, logger
+from .._errors import InvalidResultError, TaskCancelledError, TaskFailedError, TaskNotCreatedError
+from .._status import validate_interval_ms
+from ._common import PushedStatuses, TaskAdapter, logger, read_task
 
 if TYPE_CHECKING:
     from mcp.client.session import ClientSession, MessageHandlerFnT
 
 __all__ = ["CoreTasks", "TaskNotifications", "demo_server"]
 
-# A task-augmented tools/call answers CreateTaskResult, or CallToolResult when the server
-# ran the tool at once or refused it (mcp 1.x servers answer every tool error that way).
-_CallToolOrTask = RootModel[types.CreateTaskResult | types.CallToolResult]
+# Answers are read as JSON and checked by rxtasks (see read_task): the SDK's models reject
+# a whole answer for one odd field.
+_Raw = RootModel[Any]
 
 
 class TaskNotifications(PushedStatuses[types.TaskStatusNotificationParams]):
@@ -70,16 +78,39 @@ class CoreTasks(TaskAdapter[types.Task]):
     delivers its elicitation requests over ``tasks/result``: call `result` (once, on the
     transition) with an ``elicitation_callback`` on the session.
 
+    Answers are read leniently: only a task's id and status must be strings; a poll
+    interval hint or a ttl the SDK's models would reject (``250.0``, ``"abc"``) reaches
+    rxtasks' reader as sent, which falls back to the default with one warning.
+
     Args:
         session: An initialized client session.
         notifications: The session's pushed statuses (see `TaskNotifications`).
+        read_timeout_seconds: How long ``tools/call``, ``tasks/get`` and ``tasks/cancel``
+            may take before they fail with ``McpError`` (code 408, a transient error
+            for `PollPolicy`'s retry); None: the session's own limit.
+
+    Raises:
+        TypeError: If ``read_timeout_seconds`` is neither None nor a number.
+        ValueError: If ``read_timeout_seconds`` is not positive and finite.
     """
 
     def __init__(
-        self, session: ClientSession, *, notifications: TaskNotifications | None = None
+        self,
+        session: ClientSession,
+        *,
+        notifications: TaskNotifications | None = None,
+        read_timeout_seconds: float | None = None,
     ) -> None:
         super().__init__(notifications)
         self.session = session
+        if read_timeout_seconds is not None:
+            validate_interval_ms(read_timeout_seconds, name="read_timeout_seconds")
+            if not read_timeout_seconds:
+                raise ValueError("`read_timeout_seconds` must be > 0, got 0")
+        self.read_timeout_seconds = read_timeout_seconds
+        self._timeout = (
+            None if read_timeout_seconds is None else timedelta(seconds=read_timeout_seconds)
+        )
 
     async def start(
         self, name: str, arguments: dict[str, Any] | None = None, *, ttl_ms: int | None = 60_000
@@ -94,30 +125,52 @@ class CoreTasks(TaskAdapter[types.Task]):
 
         Raises:
             TaskNotCreatedError: If the server answered with a plain tool result.
+            InvalidResultError: If the answer is neither a task nor a tool result.
         """
         request = types.CallToolRequest(
             params=types.CallToolRequestParams(
                 name=name, arguments=arguments, task=types.TaskMetadata(ttl=ttl_ms)
             )
         )
-        answer = await self.session.send_request(types.ClientRequest(request), _CallToolOrTask)
-        created = answer.root
-        if isinstance(created, types.CallToolResult):
-            text = " ".join(c.text for c in created.content if isinstance(c, types.TextContent))
-            raise TaskNotCreatedError(
-                f"tools/call {name!r} did not create a task: {text or created}", result=created
-            )
-        return created.task.taskId
+        raw = await self._send(request)
+        created = _member(raw, "task")
+        if created is not None:
+            return read_task(types.Task, created, request="tools/call").taskId
+        try:
+            result = types.CallToolResult.model_validate(raw)
+        except ValidationError:
+            raise InvalidResultError(
+                f"the server answered tools/call {name!r} with neither a task nor a tool"
+                f" result: {str(raw)[:80]}",
+                result=raw,
+                task_id="",
+            ) from None
+        text = " ".join(c.text for c in result.content if isinstance(c, types.TextContent))
+        raise TaskNotCreatedError(
+            f"tools/call {name!r} did not create a task: {text or result}", result=result
+        )
 
     async def get_task(self, task_id: str) -> types.GetTaskResult:
-        """Return the task's state (``tasks/get``); ``McpError`` -32602 if unknown."""
+        """Return the task's state (``tasks/get``); ``McpError`` -32602 if unknown.
+
+        Raises:
+            InvalidResultError: If the answer has no string task id or status.
+        """
         request = types.GetTaskRequest(params=types.GetTaskRequestParams(taskId=task_id))
-        return await self.session.send_request(types.ClientRequest(request), types.GetTaskResult)
+        raw = await self._send(request)
+        return read_task(types.GetTaskResult, raw, request="tasks/get", task_id=task_id)
 
     async def cancel_task(self, task_id: str) -> None:
         """Ask the server to cancel the task (``tasks/cancel``)."""
         request = types.CancelTaskRequest(params=types.CancelTaskRequestParams(taskId=task_id))
-        await self.session.send_request(types.ClientRequest(request), types.CancelTaskResult)
+        await self._send(request)
+
+    async def _send(self, request: Any) -> object:
+        """Send a request and return its result as JSON, within ``read_timeout_seconds``."""
+        answer = await self.session.send_request(
+            types.ClientRequest(request), _Raw, request_read_timeout_seconds=self._timeout
+        )
+        return answer.root
 
     async def result(self, task_id: str) -> types.CallToolResult:
         """Wait for the task's end (``tasks/result``) and return the tool's result.
@@ -150,6 +203,11 @@ class CoreTasks(TaskAdapter[types.Task]):
             task_id=task_id,
             final=final,
         )
+
+
+def _member(raw: object, name: str) -> object:
+    """A member of a JSON object, or None (also when ``raw`` is not an object)."""
+    return cast("dict[str, object]", raw).get(name) if isinstance(raw, dict) else None
 
 
 def demo_server() -> Any:

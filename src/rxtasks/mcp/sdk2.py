@@ -26,18 +26,25 @@ from __future__ import annotations
 import math
 from contextlib import asynccontextmanager
 from datetime import datetime  # noqa: TC003 -- pydantic reads field types at runtime
-from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal
 
 import anyio
-import mcp_types
-from mcp.client.extension import NotificationBinding
-from mcp.shared.exceptions import MCPError
-from pydantic import BaseModel, ConfigDict, Discriminator, Tag, TypeAdapter
 
-from .._errors import TaskCancelledError, TaskFailedError, TaskNotCreatedError
+try:
+    import mcp_types
+    from mcp.client.extension import NotificationBinding
+    from mcp.shared.exceptions import MCPError
+except ImportError as exc:  # pragma: no cover -- depends on the environment
+    raise ImportError(
+        "rxtasks.mcp.sdk2 needs the MCP SDK 2.x (mcp>=2.3,<3) and fastmcp-tasks. Install"
+        ' them with: pip install "rxtasks[mcp]" (from a checkout: pip install ".[mcp]")'
+    ) from exc
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .._errors import InvalidResultError, TaskCancelledError, TaskFailedError, TaskNotCreatedError
 from .._status import is_terminal
 from . import TASKS_EXTENSION
-from ._common import PushedStatuses, TaskAdapter, logger
+from ._common import PushedStatuses, TaskAdapter, logger, read_task
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Iterable, Mapping
@@ -55,8 +62,6 @@ __all__ = [
     "session_options",
 ]
 
-R = TypeVar("R", bound=BaseModel)
-
 
 # -- the extension's wire models (SEP-2663) --------------------------------------------------
 
@@ -66,7 +71,9 @@ class ExtensionTask(mcp_types.Result):
 
     Python names are snake_case, the wire's camelCase (``pollIntervalMs``, ...). The
     outcome is inlined: ``result`` when ``completed``, ``error`` when ``failed``,
-    ``input_requests`` when ``input_required``.
+    ``input_requests`` when ``input_required``. ``poll_interval_ms`` and ``ttl_ms`` hold
+    what the server sent, even when it is not a number: rxtasks' reader checks them
+    (`ExtensionTasks.get_task`), with its documented fallbacks.
     """
 
     model_config = ConfigDict(extra="allow")
@@ -76,8 +83,8 @@ class ExtensionTask(mcp_types.Result):
     status_message: str | None = None
     created_at: datetime | None = None
     last_updated_at: datetime | None = None
-    ttl_ms: int | None = None
-    poll_interval_ms: int | float | None = None
+    ttl_ms: Any = None
+    poll_interval_ms: Any = None
     result_type: str | None = None
     result: dict[str, Any] | None = None
     error: dict[str, Any] | None = None
@@ -86,10 +93,6 @@ class ExtensionTask(mcp_types.Result):
 
 class _CreatedTask(ExtensionTask):
     result_type: Literal["task"] = "task"  # pyright: ignore[reportIncompatibleVariableOverride]
-
-
-class _Ack(mcp_types.Result):
-    model_config = ConfigDict(extra="allow")
 
 
 class _TaskIdParams(mcp_types.RequestParams):
@@ -119,27 +122,14 @@ class _CancelTask(mcp_types.Request[_TaskIdParams, Literal["tasks/cancel"]]):
     name_param = "taskId"
 
 
-def _result_kind(value: object) -> str:
-    kind = (
-        cast("dict[str, object]", value).get("resultType")
-        if isinstance(value, dict)
-        else getattr(value, "result_type", None)
-    )
-    return kind if isinstance(kind, str) and kind in ("task", "input_required") else "complete"
+class _Raw(mcp_types.Result):
+    """Any result, kept as the server sent it (`raw`): rxtasks checks it, not the SDK."""
 
+    model_config = ConfigDict(extra="allow")
 
-# tools/call with the extension declared answers a task, or a plain result when the server
-# chose to run the tool at once.
-_TOOLS_CALL: TypeAdapter[
-    _CreatedTask | mcp_types.CallToolResult | mcp_types.InputRequiredResult
-] = TypeAdapter(
-    Annotated[
-        Annotated[_CreatedTask, Tag("task")]
-        | Annotated[mcp_types.CallToolResult, Tag("complete")]
-        | Annotated[mcp_types.InputRequiredResult, Tag("input_required")],
-        Discriminator(_result_kind),
-    ]
-)
+    def raw(self) -> dict[str, Any]:
+        """The result's JSON object."""
+        return self.model_dump(by_alias=True, mode="json", exclude_unset=True)
 
 
 # -- notifications -------------------------------------------------------------------------
@@ -201,16 +191,34 @@ class ExtensionTasks(TaskAdapter[ExtensionTask]):
     protocol 2026-07-28 (``await session.discover()``). A task that needs input lists its
     requests in ``input_requests``; answer them with `update` (see `new_input_requests`).
 
+    Answers are read leniently: only a task's id and status must be strings; an unusable
+    poll interval hint (``true``, ``"abc"``) reaches rxtasks' reader as sent, which falls
+    back to the default with one warning.
+
     Args:
         session: The session (for a fastmcp ``Client``: ``client.session``).
         notifications: The session's pushed statuses (see `TaskNotifications`).
+        read_timeout_seconds: How long ``tools/call``, ``tasks/get``, ``tasks/update``
+            and ``tasks/cancel`` may take before they fail with ``MCPError``
+            (``REQUEST_TIMEOUT``, a transient error for `PollPolicy`'s retry); None: the
+            session's own limit.
+
+    Raises:
+        TypeError: If ``read_timeout_seconds`` is neither None nor a number.
+        ValueError: If ``read_timeout_seconds`` is not positive and finite.
     """
 
     def __init__(
-        self, session: ClientSession, *, notifications: TaskNotifications | None = None
+        self,
+        session: ClientSession,
+        *,
+        notifications: TaskNotifications | None = None,
+        read_timeout_seconds: float | None = None,
     ) -> None:
+        _check_timeout(read_timeout_seconds)
         super().__init__(notifications)
         self.session = session
+        self.read_timeout_seconds = read_timeout_seconds
         self._answered: dict[str, set[str]] = {}
 
     async def start(
@@ -225,33 +233,63 @@ class ExtensionTasks(TaskAdapter[ExtensionTask]):
 
         Raises:
             TaskNotCreatedError: If the server ran the tool at once (a plain result).
+            InvalidResultError: If the answer is neither a task nor a tool result.
         """
         request = mcp_types.CallToolRequest(
             params=mcp_types.CallToolRequestParams(name=name, arguments=arguments)
         )
-        answer = await self.session.send_request(request, _TOOLS_CALL)
-        if not isinstance(answer, _CreatedTask):
-            text = ""
-            if isinstance(answer, mcp_types.CallToolResult):
-                text = " ".join(
-                    c.text for c in answer.content if isinstance(c, mcp_types.TextContent)
-                )
-            raise TaskNotCreatedError(
-                f"tools/call {name!r} was answered without a task"
-                f" ({type(answer).__name__}{': ' + text if text else ''});"
-                " does the tool support tasks?",
-                result=answer,
-            )
-        return answer.task_id
+        raw = (await self._send(request)).raw()
+        kind = raw.get("resultType")
+        if kind == "task":
+            return read_task(_CreatedTask, raw, request="tools/call").task_id
+        answer: BaseModel
+        try:
+            if kind == "input_required":
+                answer = mcp_types.InputRequiredResult.model_validate(raw, by_name=False)
+            else:
+                answer = mcp_types.CallToolResult.model_validate(raw, by_name=False)
+        except ValidationError:
+            raise InvalidResultError(
+                f"the server answered tools/call {name!r} with neither a task nor a tool"
+                f" result: {str(raw)[:80]}",
+                result=raw,
+                task_id="",
+            ) from None
+        text = ""
+        if isinstance(answer, mcp_types.CallToolResult):
+            text = " ".join(c.text for c in answer.content if isinstance(c, mcp_types.TextContent))
+        raise TaskNotCreatedError(
+            f"tools/call {name!r} was answered without a task"
+            f" ({type(answer).__name__}{': ' + text if text else ''});"
+            " does the tool support tasks?",
+            result=answer,
+        )
 
     async def get_task(self, task_id: str) -> ExtensionTask:
-        """Return the task's state (``tasks/get``); ``MCPError`` -32602 if unknown."""
-        request = _GetTask(params=_TaskIdParams(task_id=task_id))
-        return await self.session.send_request(request, ExtensionTask)
+        """Return the task's state (``tasks/get``); ``MCPError`` -32602 if unknown.
+
+        Raises:
+            InvalidResultError: If the answer has no string task id or status.
+        """
+        raw = (await self._send(_GetTask(params=_TaskIdParams(task_id=task_id)))).raw()
+        return read_task(ExtensionTask, raw, request="tasks/get", task_id=task_id)
 
     async def cancel_task(self, task_id: str) -> None:
         """Ask the server to cancel the task (``tasks/cancel``; cooperative)."""
-        await self.session.send_request(_CancelTask(params=_TaskIdParams(task_id=task_id)), _Ack)
+        await self._send(_CancelTask(params=_TaskIdParams(task_id=task_id)))
+
+    async def _send(self, request: mcp_types.Request[Any, Any]) -> _Raw:
+        try:
+            return await self.session.send_request(
+                request, _Raw, request_read_timeout_seconds=self.read_timeout_seconds
+            )
+        except ValidationError as exc:  # the session checks some answers itself
+            raise InvalidResultError(
+                f"the server answered {request.method} with a malformed result"
+                f" ({exc.error_count()} problem(s); first: {_first_problem(exc)})",
+                result=None,
+                task_id="",
+            ) from None
 
     async def update(self, task_id: str, responses: Mapping[str, Any]) -> None:
         """Answer input requests (``tasks/update``): request key -> response.
@@ -264,8 +302,7 @@ class ExtensionTasks(TaskAdapter[ExtensionTask]):
             else value
             for key, value in responses.items()
         }
-        request = _UpdateTask(params=_UpdateParams(task_id=task_id, input_responses=wire))
-        await self.session.send_request(request, _Ack)
+        await self._send(_UpdateTask(params=_UpdateParams(task_id=task_id, input_responses=wire)))
         self._answered.setdefault(task_id, set()).update(responses)
 
     def new_input_requests(self, task: ExtensionTask) -> dict[str, Any]:
@@ -297,7 +334,7 @@ class ExtensionTasks(TaskAdapter[ExtensionTask]):
 
         async def listen() -> None:
             try:
-                await self.session.send_request(request, _Ack)
+                await self.session.send_request(request, _Raw)
             except MCPError as exc:
                 logger.info("the server pushes no task statuses (subscriptions/listen: %s)", exc)
 
@@ -359,6 +396,12 @@ def demo_server() -> Any:
     from ._server_sdk2 import build_extension_server
 
     return build_extension_server()
+
+
+def _first_problem(error: ValidationError) -> str:
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or "the result"
+    return f"{where}: {first['msg']}"
 
 
 def _check_timeout(value: object) -> None:
@@ -444,19 +487,35 @@ class CoreTasks(TaskAdapter[mcp_types.Task]):
         params: dict[str, Any] = {"name": name, "task": {"ttl": ttl_ms}}
         if arguments is not None:
             params["arguments"] = arguments
-        raw = await self.dispatcher.send_raw_request("tools/call", params)
-        if "task" not in raw:
+        options: CallOptions = {}
+        if self.read_timeout_seconds is not None:
+            options["timeout"] = self.read_timeout_seconds
+        raw = await self.dispatcher.send_raw_request("tools/call", params, options)
+        if "task" in raw:
+            return read_task(mcp_types.Task, raw["task"], request="tools/call").task_id
+        try:
             result = mcp_types.CallToolResult.model_validate(raw, by_name=False)
-            raise TaskNotCreatedError(f"tools/call {name!r} did not create a task", result=result)
-        return mcp_types.CreateTaskResult.model_validate(raw, by_name=False).task.task_id
+        except ValidationError:
+            raise InvalidResultError(
+                f"the server answered tools/call {name!r} with neither a task nor a tool"
+                f" result: {str(raw)[:80]}",
+                result=raw,
+                task_id="",
+            ) from None
+        raise TaskNotCreatedError(f"tools/call {name!r} did not create a task", result=result)
 
     async def get_task(self, task_id: str) -> mcp_types.GetTaskResult:
         """Return the task's state (``tasks/get``); ``MCPError`` -32602 if unknown.
 
-        Through the ``dispatcher`` if there is one (see the class).
+        Through the ``dispatcher`` if there is one (see the class). Read leniently, as by
+        `ExtensionTasks.get_task`.
+
+        Raises:
+            InvalidResultError: If the answer has no string task id or status.
         """
         request = mcp_types.GetTaskRequest(params=mcp_types.GetTaskRequestParams(task_id=task_id))
-        return await self._quietly(request, mcp_types.GetTaskResult)
+        raw = await self._quietly(request)
+        return read_task(mcp_types.GetTaskResult, raw, request="tasks/get", task_id=task_id)
 
     async def cancel_task(self, task_id: str) -> None:
         """Ask the server to cancel the task (``tasks/cancel``).
@@ -466,22 +525,22 @@ class CoreTasks(TaskAdapter[mcp_types.Task]):
         request = mcp_types.CancelTaskRequest(
             params=mcp_types.CancelTaskRequestParams(task_id=task_id)
         )
-        await self._quietly(request, mcp_types.CancelTaskResult)
+        await self._quietly(request)
 
     async def _quietly(
-        self,
-        request: mcp_types.GetTaskRequest | mcp_types.CancelTaskRequest,
-        result_type: type[R],
-    ) -> R:
+        self, request: mcp_types.GetTaskRequest | mcp_types.CancelTaskRequest
+    ) -> dict[str, Any]:
         """Send a request with no server work to stop: given up, it is not cancelled."""
         if self.dispatcher is None:
-            return await self.session.send_request(request, result_type)
+            answer = await self.session.send_request(
+                request, _Raw, request_read_timeout_seconds=self.read_timeout_seconds
+            )
+            return answer.raw()
         params = request.params.model_dump(by_alias=True, mode="json", exclude_none=True)
         options: CallOptions = {"cancel_on_abandon": False}
         if self.read_timeout_seconds is not None:
             options["timeout"] = self.read_timeout_seconds
-        raw = await self.dispatcher.send_raw_request(request.method, params, options)
-        return result_type.model_validate(raw, by_name=False)
+        return await self.dispatcher.send_raw_request(request.method, params, options)
 
     async def result(self, task_id: str) -> mcp_types.CallToolResult:
         """Wait for the task's end (``tasks/result``) and return the tool's result.
@@ -493,7 +552,7 @@ class CoreTasks(TaskAdapter[mcp_types.Task]):
         request = mcp_types.GetTaskPayloadRequest(
             params=mcp_types.GetTaskPayloadRequestParams(task_id=task_id)
         )
-        payload = await self.session.send_request(request, _Ack)
+        payload = await self.session.send_request(request, _Raw)
         fields = payload.model_dump(by_alias=True, exclude_none=True)
         final = None if "content" in fields else await self.get_task(task_id)
         if final is None or final.status == "completed":
