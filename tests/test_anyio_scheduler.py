@@ -14,6 +14,7 @@ from reactivex import abc
 from reactivex import operators as ops
 from reactivex.disposable import Disposable
 
+import rxtasks
 from rxtasks import AnyioScheduler, SchedulerError
 
 if TYPE_CHECKING:
@@ -253,19 +254,27 @@ async def test_awaits_run_concurrently_on_a_bounded_pool(virtual_time: VirtualCl
 
 
 async def test_a_shielded_await_survives_cancel(virtual_time: VirtualClock) -> None:
-    """Cleanup that shields itself runs to its end even after cancel()."""
+    """Shielded cleanup (protect_s) runs to its end after cancel(); other awaits never start."""
     results: list[str] = []
+    started: list[str] = []
 
     async def cleanup() -> str:
-        with anyio.CancelScope(shield=True):
-            await anyio.sleep(2)
+        started.append("cleanup")
+        await anyio.sleep(2)
         return "sent"
 
+    async def poll() -> str:
+        started.append("poll")
+        return "polled"
+
     async with AnyioScheduler() as scheduler:
-        scheduler.schedule_await(cleanup, results.append, _raise)
+        scheduler.schedule_await(cleanup, results.append, _raise, protect_s=5)
+        scheduler.schedule_await(poll, results.append, _raise)
         scheduler.cancel()
-    assert results == ["sent"]
+        scheduler.schedule_await(poll, results.append, _raise)  # shutting down: dropped
+    assert (results, started) == (["sent"], ["cleanup"])
     assert anyio.current_time() == 2
+    assert scheduler.statistics() == rxtasks.SchedulerStatistics(0, 0, 0)
 
 
 async def test_disposed_running_await_frees_its_worker(virtual_time: VirtualClock) -> None:

@@ -774,3 +774,23 @@ async def test_body_error_carries_the_pending_pipeline_error() -> None:
             raise KeyError("the body failed")
     notes: list[str] = getattr(info.value, "__notes__", [])
     assert any("the pipeline broke" in note for note in notes), notes
+
+
+# -- found by the randomized interleavings (nox -s stress) ------------------------------------
+
+
+async def test_leaving_the_block_with_calls_waiting_for_a_slot(virtual_time: VirtualClock) -> None:
+    """An outer deadline ends a block whose poll_many calls wait for max_in_flight: no error."""
+    scripts = {f"t{i}": [Step("working", 100, latency=1.0), Step("completed")] for i in range(4)}
+    server = FakeTaskServer(scripts)
+    results: list[Any] = []
+    with anyio.move_on_after(0.5):
+        async with AnyioScheduler() as scheduler:
+            rxtasks.poll_many(server.get_task, list(scripts), max_in_flight=1).subscribe(
+                results.append, scheduler=scheduler
+            )
+            await anyio.sleep_forever()
+    assert anyio.current_time() == 0.5
+    assert results == []
+    assert scheduler.statistics() == rxtasks.SchedulerStatistics(0, 0, 0)
+    assert [call.cancelled for call in server.calls] == [True]

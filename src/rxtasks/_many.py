@@ -266,13 +266,14 @@ class _LimitedRuntime(Runtime):
     too. Shielded awaits (best-effort cleanup) are not ``get_task`` calls and pass by.
     """
 
-    __slots__ = ("_limit", "_runtime", "_waiting", "active")
+    __slots__ = ("_limit", "_releasing", "_runtime", "_waiting", "active")
 
     def __init__(self, runtime: Runtime, limit: int) -> None:
         self._runtime = runtime
         self._limit = limit
         self.active = 0
         self._waiting: deque[AwaitCall[Any]] = deque()
+        self._releasing = False
 
     def schedule_await(
         self,
@@ -302,11 +303,19 @@ class _LimitedRuntime(Runtime):
 
     def _release(self) -> None:
         self.active -= 1
-        waiting = self._waiting
-        while waiting and self.active < self._limit:
-            slot = waiting.popleft()
-            if not slot.settled:
-                self._start(slot)
+        if self._releasing:
+            # A slot started here settled at once (its runtime is shutting down): the
+            # loop below goes on, rather than one nested call per waiting slot.
+            return
+        self._releasing = True
+        try:
+            waiting = self._waiting
+            while waiting and self.active < self._limit:
+                slot = waiting.popleft()
+                if not slot.settled:
+                    self._start(slot)
+        finally:
+            self._releasing = False
 
     def expect_pushes(self) -> None:
         """Pass it on to the inner runtime."""

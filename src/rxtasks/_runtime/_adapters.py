@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from reactivex.scheduler import VirtualTimeScheduler
@@ -129,11 +128,10 @@ class _VirtualTimeRuntime(Runtime):
     such as rxtasks.testing's completes at once). One that suspends is an error.
     """
 
-    __slots__ = ("_scheduler", "_thread")
+    __slots__ = ("_scheduler",)
 
     def __init__(self, scheduler: VirtualTimeScheduler) -> None:
         self._scheduler = scheduler
-        self._thread = threading.get_ident()
 
     def schedule_await(
         self,

@@ -141,7 +141,11 @@ class AnyioScheduler(LoopScheduler):
         assert self._task_group is not None
         try:
             self._closing = True
-            if self._finished():
+            if exc_type is not None:
+                # Left by an exception or a cancellation: like a task group, stop
+                # everything now (shielded cleanup still runs).
+                self.cancel()
+            elif self._finished():
                 self._wake_all()  # else the last timer or await to end wakes everyone
         finally:
             try:
@@ -161,8 +165,9 @@ class AnyioScheduler(LoopScheduler):
     def cancel(self) -> None:
         """Drop every pending timer and cancel every await in flight; the block exits.
 
-        An await that shields itself from cancellation (such as `poll`'s best-effort
-        ``cancel_task``) still runs to its end; the block waits for it.
+        Awaits queued, or scheduled from now on, are dropped without starting, except
+        shielded ones (``protect_s``, such as `poll`'s best-effort ``cancel_task``): they
+        run to their end, and the block waits for them.
         """
         task_group = self._task_group
         if task_group is None:
@@ -171,9 +176,19 @@ class AnyioScheduler(LoopScheduler):
         self._timers.clear()
         calls, self._calls = self._calls, deque()
         for call in calls:
-            # In a task of its own, the await is cancelled at its first checkpoint,
-            # unless it shields itself (best-effort cleanup): then it runs to its end.
+            self._start_or_drop(task_group, call)
+
+    def _start_or_drop(self, task_group: TaskGroup, call: AwaitCall[Any]) -> None:
+        """Shutting down: a shielded await runs in a task of its own; any other is dropped.
+
+        Dropped, not disposed: a concurrency limit that hears of it would start its next
+        await here, and so on through every waiting one.
+        """
+        if call.protect_s is not None:
             task_group.start_soon(self._run_alone, call)
+        else:
+            call.drop()
+            self._in_flight -= 1
 
     def statistics(self) -> SchedulerStatistics:
         """Return how many timers are pending, awaits in flight, and workers."""
@@ -249,15 +264,13 @@ class AnyioScheduler(LoopScheduler):
         if call.settled:  # disposed before it reached the loop's thread
             return
         task_group = self._task_group
-        if task_group is None:
-            call.dispose()
+        if task_group is None:  # handed over from another thread after the block ended
+            call.drop()
             return
         self._in_flight += 1
         call.settle_hook = self._await_settled
         if task_group.cancel_scope.cancel_called:
-            # Shutting down: the workers are gone. In a task of its own the await is
-            # cancelled at its first checkpoint, unless it shields itself.
-            task_group.start_soon(self._run_alone, call)
+            self._start_or_drop(task_group, call)  # shutting down: the workers are gone
             return
         self._calls.append(call)
         if not self._in_sync:
@@ -435,9 +448,11 @@ class AnyioScheduler(LoopScheduler):
             self._sleeper.alarm.wake()
 
     def _drop_all(self) -> None:
+        """The block has ended: forget what is queued (no hook may schedule more)."""
         self._timers.clear()
         while self._calls:
-            self._calls.popleft().dispose()
+            self._calls.popleft().drop()
+            self._in_flight -= 1
 
     def _check_running(self) -> None:
         if self._task_group is None:

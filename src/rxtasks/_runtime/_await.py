@@ -200,6 +200,16 @@ class AwaitCall(abc.DisposableBase, Generic[T]):
             return await self.func()
         raise ProtectionTimeout(f"gave up after {seconds} s")
 
+    def drop(self) -> None:
+        """Forget a queued call without a word: its runtime is gone (no hooks run).
+
+        For a scheduler that tears down: disposing would run the hooks, and a concurrency
+        limit would start the next call on the runtime that just ended.
+        """
+        if self.state is QUEUED:
+            self.state = SETTLED
+            self.settle_hook = self._then = None
+
     # -- for the subscriber -------------------------------------------------------------
 
     def dispose(self) -> None:
