@@ -249,3 +249,16 @@ def test_recommended_policy() -> None:
     policy = PollPolicy.recommended()
     assert (policy.min_interval_ms, policy.max_interval_ms) == (100, 30_000)
     assert policy.retry is not None
+
+
+async def test_a_hint_beyond_the_cap_is_warned_about_once(
+    virtual_time: VirtualClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A hint of 10**30 ms polls at the cap, with one warning for the whole poll."""
+    script = [*steps("working", "working", "working", interval_ms=10**30), Step("completed")]
+    server = FakeTaskServer({"t": script})
+    with caplog.at_level(logging.WARNING, logger="rxtasks"):
+        await run(server, PollPolicy(max_interval_ms=300))
+    assert starts(server) == [0.0, 0.3, 0.6, 0.9]
+    [record] = [r for r in caplog.records if "max_interval_ms" in r.getMessage()]
+    assert "polling every 300 ms" in record.getMessage()

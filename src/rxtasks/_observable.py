@@ -194,6 +194,7 @@ class Poller(abc.DisposableBase, Generic[T]):
     __slots__ = (
         "_call",
         "_cancel_task",
+        "_capped",
         "_deadline",
         "_ended",
         "_expiry",
@@ -245,6 +246,7 @@ class Poller(abc.DisposableBase, Generic[T]):
         self._failures = 0  # transient errors in a row
         self._last_result: T | None = None
         self._ended = False  # a terminal result or an error was emitted
+        self._capped = False  # a hint beyond max_interval_ms was warned about
         self.disposed = False
 
     def start(self, notifications: Observable[Any] | None) -> None:
@@ -374,8 +376,19 @@ class Poller(abc.DisposableBase, Generic[T]):
 
     def _schedule_next(self, result: T) -> None:
         delay = self._reader.delay_seconds(result)
-        if self._policy is not None:
-            delay = self._policy.clamp(delay)
+        policy = self._policy
+        if policy is not None:
+            clamped = policy.clamp(delay)
+            if clamped < delay and not self._capped:
+                self._capped = True  # once per poll, not once per result
+                logger.warning(
+                    "task %s: the server asks for a poll every %s ms; polling every %s ms"
+                    " (max_interval_ms)",
+                    self._task_id,
+                    f"{delay * 1000:.6g}",
+                    f"{clamped * 1000:.6g}",
+                )
+            delay = clamped
         self._timer = self._timers.schedule_relative(delay, self.request)
 
     def _is_stale(self, result: object) -> bool:
