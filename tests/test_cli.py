@@ -51,10 +51,13 @@ def test_watch_help_documents_options_and_exit_codes(capsys: pytest.CaptureFixtu
     """`watch --help` names each option, the poll interval's unit, and every exit status."""
     assert main(["watch", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
-    for option in ("URL", "--tool", "--args", "--interval-ms", "--backend", "--plain"):
+    options = ("URL", "--tool", "--args", "--interval-ms", "--backend", "--plain", "--retries")
+    for option in (*options, "--min-interval-ms", "--max-interval-ms", "--timeout-ms"):
         assert option in text
+    assert "--request-timeout-ms" in text
     assert "in milliseconds" in text
-    for code in ("0 the task completed", "1 the task failed", "2 bad arguments", "130 interrupted"):
+    codes = ("0 the task completed", "1 the task failed", "2 bad arguments", "124 --timeout-ms")
+    for code in (*codes, "130 interrupted"):
         assert code in text
 
 
@@ -63,8 +66,14 @@ def test_watch_help_documents_options_and_exit_codes(capsys: pytest.CaptureFixtu
     [
         (["--args", "[1, 2]"], "must be a JSON object"),
         (["--args", "{steps: 3}"], "not valid JSON"),
-        (["--interval-ms", "-5"], "--interval-ms"),
-        (["--interval-ms", "nan"], "--interval-ms"),
+        (["--interval-ms", "-5"], "argument --interval-ms: must be a finite number"),
+        (["--interval-ms", "nan"], "argument --interval-ms: must be a finite number"),
+        (["--interval-ms", "fast"], "argument --interval-ms: must be a number of milliseconds"),
+        (["--max-interval-ms", "0"], "argument --max-interval-ms: must be more than 0"),
+        (["--timeout-ms", "-1"], "argument --timeout-ms: must be a finite number"),
+        (["--request-timeout-ms", "soon"], "argument --request-timeout-ms: must be a number"),
+        (["--retries", "-1"], "argument --retries: must be at least 0, got -1"),
+        (["--retries", "3.5"], "argument --retries: must be a whole number, got '3.5'"),
     ],
 )
 def test_bad_watch_arguments_exit_2(
@@ -83,11 +92,29 @@ def test_watch_needs_a_tool(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--tool" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("args", [["--tasks", "0"], ["--steps", "-1"], ["--step-ms", "-1"]])
-def test_bad_demo_numbers_exit_2(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    """Counts must be at least 1 and durations at least 0."""
+def test_a_floor_above_the_cap_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    """--min-interval-ms above --max-interval-ms: exit 2, naming both."""
+    assert main([*WATCH, "--min-interval-ms", "500", "--max-interval-ms", "100"]) == 2
+    err = capsys.readouterr().err
+    assert err == "rxtasks watch: --min-interval-ms (500) is more than --max-interval-ms (100)\n"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--tasks", "0"], "argument --tasks/-n: must be at least 1, got 0"),
+        (["--tasks", "abc"], "argument --tasks/-n: must be a whole number, got 'abc'"),
+        (["--steps", "-1"], "argument --steps: must be at least 1, got -1"),
+        (["--step-ms", "-1"], "argument --step-ms: must be at least 0, got -1"),
+        (["--step-ms", "1e3"], "argument --step-ms: must be a whole number, got '1e3'"),
+    ],
+)
+def test_bad_demo_numbers_exit_2(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Counts must be whole and at least 1, durations at least 0; the error names the option."""
     assert main(["demo", *args]) == 2
-    assert "must be at least" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
 
 
 def no_sdk() -> str:

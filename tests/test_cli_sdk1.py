@@ -132,13 +132,14 @@ def test_watch_a_task_that_fails(url: str) -> None:
 
 
 def test_watch_a_tool_that_does_not_exist(url: str) -> None:
-    """A tool the server does not have: exit 2 and the server's message, on one line."""
+    """The server answers at once with a tool error: a note, the error, exit 1."""
     result = rxtasks("watch", url, "--tool", "nope")
-    assert result.returncode == 2
-    assert (
-        result.stderr
-        == "rxtasks watch: the server did not run 'nope' as a task: unknown tool 'nope'\n"
-    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.splitlines() == [
+        "rxtasks watch: the server answered at once, without a task",
+        "rxtasks watch: the tool reported an error: unknown tool 'nope'",
+    ]
 
 
 def test_watch_a_server_without_tasks() -> None:
@@ -166,4 +167,5 @@ def test_watch_interrupted(url: str, backend: str) -> None:
     code, out, err = interrupt_watch(url, "--tool", "wait_cancel", "--backend", backend)
     assert code == 130, err
     assert out == ""
-    assert err.splitlines()[-1] == "rxtasks watch: interrupted; the task was asked to cancel"
+    task_id = err.splitlines()[0].rsplit(" ", 1)[1]  # "[ 0.01s] wait_cancel  started  task ID"
+    assert err.splitlines()[-1] == f"rxtasks watch: interrupted; task {task_id} was asked to cancel"

@@ -26,11 +26,13 @@ from ._run import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    EXIT_TIMEOUT,
     EXIT_USAGE,
     KINDS,
     CommandError,
     DemoOptions,
     WatchOptions,
+    WatchProgress,
     leaves,
 )
 
@@ -38,14 +40,23 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from types import ModuleType
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "main", "run"]
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_INTERRUPTED",
+    "EXIT_OK",
+    "EXIT_TIMEOUT",
+    "EXIT_USAGE",
+    "main",
+    "run",
+]
 
 #: Set by a command after which this process must not finalize (see `run`).
 _skip_finalization = False
 
 _INSTALL = (
     'pip install "rxtasks[mcp]" (mcp 2.x, the tasks extension)'
-    ' or pip install "rxtasks[mcp1]" (mcp 1.23-1.30, 2025-11-25 tasks)'
+    ' or pip install "rxtasks[mcp1]" (mcp 1.23-1.30, 2025-11-25 tasks);'
+    ' from a checkout: pip install ".[mcp]" or ".[mcp1]"'
 )
 
 _DESCRIPTION = """\
@@ -70,7 +81,10 @@ With the default options it takes about 5 seconds."""
 _WATCH_DESCRIPTION = """\
 Connect to an MCP server over Streamable HTTP, call a tool so that the server
 runs it as a task, and poll the task until it ends, at the interval the server
-suggests. The task's progress goes to stderr; its result text to stdout.
+suggests (kept between --min-interval-ms and --max-interval-ms). The task's
+progress goes to stderr; its result text to stdout. Transient errors (a lost
+connection, a request without an answer within --request-timeout-ms, a JSON-RPC
+internal error) are retried --retries times with backoff; "task not found" never.
 
 With mcp 2.x (rxtasks[mcp]) the server must support the tasks extension
 (io.modelcontextprotocol/tasks); with mcp 1.x (rxtasks[mcp1]), 2025-11-25
@@ -79,34 +93,68 @@ answer it (Ctrl-C cancels the task)."""
 
 _WATCH_EPILOG = """\
 exit status:
-  0    the task completed
+  0    the task completed (or the tool answered at once, without a task)
   1    the task failed, was cancelled, or completed with a tool error
-  2    bad arguments, or the server could not be reached or used
-  130  interrupted (Ctrl-C); the task was asked to cancel
+       (isError), whatever tasks/result answers
+  2    bad arguments, or the server could not be reached or used (a
+       malformed answer, a dropped connection, retries exhausted): one line
+  124  --timeout-ms passed; the task was asked to cancel
+  130  interrupted (Ctrl-C); the task, if it exists, was asked to cancel
 
 example:
   rxtasks watch http://127.0.0.1:8000/mcp --tool work --args '{"steps": 3}'"""
 
 
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+# argparse names the option in front of what these raise ("argument --tasks/-n: ..."),
+# and only for ArgumentTypeError: a ValueError would read "invalid _count value".
+
+
+def _whole(text: str, least: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be at least {least}, got {value}")
     return value
 
 
+def _count(text: str) -> int:
+    return _whole(text, 1)
+
+
+def _retries(text: str) -> int:
+    return _whole(text, 0)
+
+
 def _milliseconds(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0 (milliseconds), got {value}")
+    return _whole(text, 0)
+
+
+def _ms(text: str, *, positive: bool = False) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a number of milliseconds, got {text!r}"
+        ) from None
+    try:
+        validate_interval_ms(value, name="the value")
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"must be a finite number of milliseconds >= 0, got {text!r}"
+        ) from None
+    if positive and not value:
+        raise argparse.ArgumentTypeError(f"must be more than 0 milliseconds, got {text!r}")
     return value
 
 
 def _interval_ms(text: str) -> float:
-    try:
-        return validate_interval_ms(float(text), name="--interval-ms")
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    return _ms(text)
+
+
+def _positive_ms(text: str) -> float:
+    return _ms(text, positive=True)
 
 
 def _json_object(text: str) -> dict[str, Any]:
@@ -209,12 +257,53 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="JSON",
         help="the tool's arguments, a JSON object (default: {})",
     )
+    defaults_watch = WatchOptions(url="", tool="")
     watch.add_argument(
         "--interval-ms",
         type=_interval_ms,
-        default=500,
+        default=defaults_watch.interval_ms,
         metavar="MS",
-        help="poll interval when the server suggests none, in milliseconds (default: 500)",
+        help="poll interval when the server suggests none or an unusable one, in"
+        f" milliseconds (default: {defaults_watch.interval_ms:g})",
+    )
+    watch.add_argument(
+        "--min-interval-ms",
+        type=_interval_ms,
+        default=defaults_watch.min_interval_ms,
+        metavar="MS",
+        help="never poll faster than this, whatever the server asks (default:"
+        f" {defaults_watch.min_interval_ms:g})",
+    )
+    watch.add_argument(
+        "--max-interval-ms",
+        type=_positive_ms,
+        default=defaults_watch.max_interval_ms,
+        metavar="MS",
+        help="never wait longer than this between polls (default:"
+        f" {defaults_watch.max_interval_ms:g})",
+    )
+    watch.add_argument(
+        "--timeout-ms",
+        type=_positive_ms,
+        default=None,
+        metavar="MS",
+        help="give up after this long: the task is asked to cancel, exit 124 (default: none)",
+    )
+    watch.add_argument(
+        "--request-timeout-ms",
+        type=_positive_ms,
+        default=defaults_watch.request_timeout_ms,
+        metavar="MS",
+        help="how long one request may take; then it counts as a transient error"
+        f" (default: {defaults_watch.request_timeout_ms:g})",
+    )
+    watch.add_argument(
+        "--retries",
+        type=_retries,
+        default=defaults_watch.retries,
+        metavar="N",
+        help="retries of transient errors in a row, with backoff and jitter (default:"
+        f" {defaults_watch.retries})",
     )
     _common_options(watch)
     return parser
@@ -229,6 +318,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit code (see ``rxtasks watch --help``).
     """
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # before the command began (importing an SDK takes a while)
+        _error("", "interrupted")
+        return EXIT_INTERRUPTED
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -247,11 +344,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             verbose=args.verbose,
         )
     else:
+        if args.min_interval_ms > args.max_interval_ms:
+            _error(
+                command,
+                f"--min-interval-ms ({args.min_interval_ms:g}) is more than --max-interval-ms"
+                f" ({args.max_interval_ms:g})",
+            )
+            return EXIT_USAGE
         options = WatchOptions(
             url=args.url,
             tool=args.tool,
             arguments=args.arguments,
             interval_ms=args.interval_ms,
+            min_interval_ms=args.min_interval_ms,
+            max_interval_ms=args.max_interval_ms,
+            timeout_ms=args.timeout_ms,
+            request_timeout_ms=args.request_timeout_ms,
+            retries=args.retries,
             backend=args.backend,
             plain=args.plain,
             verbose=args.verbose,
@@ -283,7 +392,8 @@ def run() -> NoReturn:
 
 
 def _error(command: str, message: str) -> None:
-    print(f"rxtasks {command}: {message}", file=sys.stderr)  # noqa: T201
+    name = f"rxtasks {command}" if command else "rxtasks"
+    print(f"{name}: {message}", file=sys.stderr)  # noqa: T201
 
 
 def _sdk(command: str, options: DemoOptions | WatchOptions) -> ModuleType:
@@ -328,19 +438,28 @@ def _run(command: str, options: DemoOptions | WatchOptions) -> int:
     # demo: the view is the output. watch: the view is progress (stderr); stdout gets
     # the tool's result, for pipes.
     console = Console(stderr=command == "watch")
-    entry = sdk.demo if command == "demo" else sdk.watch
+    progress = WatchProgress()
+    entry = (
+        partial(sdk.demo, options, console)
+        if command == "demo"
+        else partial(sdk.watch, options, console, progress)
+    )
     try:
-        code: int = anyio.run(partial(entry, options, console), backend=options.backend)
+        code: int = anyio.run(entry, backend=options.backend)
     except BaseException as exc:
         # trio raises Ctrl-C inside an exception group; asyncio raises it bare.
         if any(isinstance(leaf, KeyboardInterrupt) for leaf in leaves(exc)):
-            # Leaving the poll cancelled the task on the server (cancel_on_dispose).
-            asked = "; the task was asked to cancel" if command == "watch" else ""
-            _error(command, f"interrupted{asked}")
+            _error(command, f"interrupted{progress.said_on_interrupt()}")
             return EXIT_INTERRUPTED
-        message = sdk.explain(exc, options) if isinstance(exc, Exception) else None
-        if message is None:
+        if not isinstance(exc, Exception):
             raise
+        message = sdk.explain(exc, options)
+        if message is None:
+            if options.verbose:
+                raise
+            # No traceback for anything a server does: one line, and how to see more.
+            leaf = next(leaves(exc))
+            message = f"unexpected error: {type(leaf).__name__}: {leaf} (--verbose shows more)"
         _error(command, message)
         return EXIT_USAGE
     return code

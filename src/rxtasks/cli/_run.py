@@ -15,11 +15,14 @@ import reactivex
 from reactivex import operators as ops
 
 from .._bridge import open_stream
-from .._errors import TaskNotCreatedError
+from .._errors import PollTimeoutError, TaskNotCreatedError
+from .._observable import CANCEL_TIMEOUT_S
+from .._policy import PollPolicy, Retry
 from .._status import is_terminal
+from ..mcp import is_transient
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from reactivex import Observable
 
@@ -29,6 +32,7 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_INTERRUPTED",
     "EXIT_OK",
+    "EXIT_TIMEOUT",
     "EXIT_USAGE",
     "KINDS",
     "CommandError",
@@ -38,6 +42,7 @@ __all__ = [
     "State",
     "TaskSpec",
     "WatchOptions",
+    "WatchProgress",
     "demo_batch",
     "explain_task_error",
     "leaves",
@@ -52,10 +57,11 @@ S = TypeVar("S")
 #: The kinds of task in the demo's batch, in the order they repeat.
 KINDS = ("work", "quick", "slow", "fail", "wait_cancel", "ask")
 
-#: Exit codes: ``watch`` uses them all, ``demo`` all but `EXIT_FAILED`.
+#: Exit codes: ``watch`` uses them all, ``demo`` all but `EXIT_FAILED` and `EXIT_TIMEOUT`.
 EXIT_OK = 0
 EXIT_FAILED = 1  # the task failed, was cancelled, or completed with a tool error
 EXIT_USAGE = 2  # bad arguments, or the server could not be reached or used
+EXIT_TIMEOUT = 124  # --timeout-ms passed (as timeout(1) reports it)
 EXIT_INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 
 #: What the demo answers when a task asks for input.
@@ -105,9 +111,59 @@ class WatchOptions:
     tool: str
     arguments: dict[str, Any] = field(default_factory=dict[str, Any])
     interval_ms: float = 500
+    min_interval_ms: float = 100
+    max_interval_ms: float = 30_000
+    timeout_ms: float | None = None
+    request_timeout_ms: float = 10_000
+    retries: int = 3
     backend: str = "asyncio"
     plain: bool = False
     verbose: bool = False
+
+    @property
+    def request_timeout_s(self) -> float:
+        """The limit of one request, in seconds (what the adapters take)."""
+        return self.request_timeout_ms / 1000
+
+    def policy(self, transient: Callable[[Exception], bool]) -> PollPolicy:
+        """The library's own `PollPolicy` for these options.
+
+        Args:
+            transient: Tells a connection's errors, worth a retry, from the task's.
+        """
+        retry = Retry(attempts=self.retries, retry_on=transient) if self.retries else None
+        return PollPolicy(
+            min_interval_ms=self.min_interval_ms,
+            max_interval_ms=self.max_interval_ms,
+            timeout_ms=self.timeout_ms,
+            retry=retry,
+        )
+
+
+@dataclass
+class WatchProgress:
+    """How far ``watch`` got, for what it says when interrupted.
+
+    Attributes:
+        task_id: The task, once the server created it.
+        cancel: ``"sent"`` once ``tasks/cancel`` was answered, ``"failed"`` (with
+            `cancel_error`) if it could not be, None if it was not tried.
+        cancel_error: Why the cancel failed.
+    """
+
+    task_id: str | None = None
+    cancel: str | None = None
+    cancel_error: str | None = None
+
+    def said_on_interrupt(self) -> str:
+        """What to add to "interrupted": only what actually happened to the task."""
+        if self.cancel == "sent":
+            return f"; task {self.task_id} was asked to cancel"
+        if self.cancel == "failed":
+            return f"; task {self.task_id} may still run: tasks/cancel failed ({self.cancel_error})"
+        if self.task_id is not None:
+            return f"; task {self.task_id} may still run"
+        return ""
 
 
 @dataclass(frozen=True)
@@ -170,9 +226,18 @@ class Driver(Protocol, Generic[S]):
         ...
 
     def poll(
-        self, task_id: str, *, default_interval_ms: float = 500, cancel_on_dispose: bool = False
+        self,
+        task_id: str,
+        *,
+        default_interval_ms: float = 500,
+        cancel_on_dispose: bool = False,
+        policy: PollPolicy | None = None,
     ) -> Observable[S]:
         """Poll the task (see `rxtasks.mcp`'s adapters' ``poll``)."""
+        ...
+
+    def immediate(self, result: object) -> Outcome:
+        """Say what a tool answered at once, without a task (a `TaskNotCreatedError`)."""
         ...
 
     def read(self, state: S) -> State:
@@ -258,27 +323,82 @@ async def run_demo(driver: Driver[Any], batch: list[TaskSpec], view: TaskView) -
     view.print_summary()
 
 
-async def run_watch(driver: Driver[Any], options: WatchOptions, view: TaskView) -> Outcome:
-    """Call the tool as a task and show its states until it ends.
+async def run_watch(
+    driver: Driver[Any], options: WatchOptions, view: TaskView, progress: WatchProgress
+) -> int:
+    """Call the tool as a task, show its states until it ends, and say how it ended.
 
-    Leaving early (Ctrl-C) cancels the task on the server, best effort.
+    The poll follows `WatchOptions.policy` (floor, cap, deadline, retries of transient
+    errors, each announced on stderr). Leaving early (Ctrl-C, or any error) cancels the
+    task on the server, best effort, and records in ``progress`` whether that was sent.
 
     Returns:
-        How the task ended.
+        The exit code (see `report`; `EXIT_TIMEOUT` when ``--timeout-ms`` passed).
     """
-    task_id = await driver.start(options.tool, options.arguments)
+    try:
+        task_id = await driver.start(options.tool, options.arguments)
+    except TaskNotCreatedError as exc:
+        view.note("rxtasks watch: the server answered at once, without a task")
+        return report(driver.immediate(exc.result))
+    progress.task_id = task_id
+
+    def transient(error: Exception) -> bool:
+        if not is_transient(error):
+            return False
+        view.note(f"rxtasks watch: {_request_failed(error, options)}; retrying")
+        return True
+
     outcome: Outcome | None = None
-    with view:
-        view.add(task_id, options.tool, f"task {task_id}")
-        source = driver.poll(
-            task_id, default_interval_ms=options.interval_ms, cancel_on_dispose=True
+    source = driver.poll(
+        task_id, default_interval_ms=options.interval_ms, policy=options.policy(transient)
+    )
+    try:
+        with view:
+            view.add(task_id, options.tool, f"task {task_id}")
+            async with open_stream(source) as states:
+                async for state in states:
+                    outcome = await _show(driver, view, task_id, task_id, state, answer=False)
+            view.print_summary()
+    except PollTimeoutError:
+        await _cancel(driver, task_id, progress)
+        done = " and was asked to cancel" if progress.cancel == "sent" else ""
+        print(  # noqa: T201 -- the command's verdict
+            f"rxtasks watch: task {task_id} had not ended after {options.timeout_ms:g} ms{done}",
+            file=sys.stderr,
         )
-        async with open_stream(source) as states:
-            async for state in states:
-                outcome = await _show(driver, view, task_id, task_id, state, answer=False)
-    view.print_summary()
+        return EXIT_TIMEOUT
+    except BaseException:
+        # Interrupted (Ctrl-C arrives as a cancellation on asyncio, as itself on trio) or
+        # failed: the task may still run; ask the server to cancel it, then go on leaving.
+        if outcome is None:
+            await _cancel(driver, task_id, progress)
+        raise
     assert outcome is not None  # poll() completes only after a terminal state
-    return outcome
+    return report(outcome)
+
+
+async def _cancel(driver: Driver[Any], task_id: str, progress: WatchProgress) -> None:
+    """Send tasks/cancel, shielded and bounded, and record what came of it."""
+    with anyio.CancelScope(shield=True) as scope:
+        scope.deadline = anyio.current_time() + CANCEL_TIMEOUT_S
+        try:
+            await driver.cancel(task_id)
+        except Exception as exc:  # noqa: BLE001 -- best effort: reported, never raised
+            progress.cancel, progress.cancel_error = "failed", str(exc) or type(exc).__name__
+            return
+    if scope.cancelled_caught:
+        progress.cancel, progress.cancel_error = "failed", f"no answer in {CANCEL_TIMEOUT_S:g} s"
+    else:
+        progress.cancel = "sent"
+
+
+def _request_failed(error: Exception, options: WatchOptions) -> str:
+    """Say why a request failed, in a few words."""
+    code = getattr(error, "code", None) or getattr(getattr(error, "error", None), "code", None)
+    if isinstance(error, TimeoutError) or code in (408, -32001):
+        return f"tasks/get had no answer within {options.request_timeout_ms:g} ms"
+    text = str(error) or type(error).__name__
+    return f"tasks/get failed: {text}" + (f" (code {code})" if isinstance(code, int) else "")
 
 
 def _keyed(key: str, states: Observable[S]) -> Observable[tuple[str, S]]:

@@ -15,7 +15,7 @@ from mcp import types
 from mcp.client.session import ClientSession
 from mcp.shared.exceptions import McpError
 
-from .._errors import TaskCancelledError, TaskError
+from .._errors import InvalidResultError, TaskError
 from ..mcp.sdk1 import CoreTasks, TaskNotifications
 from ._run import (
     DEMO_ANSWER,
@@ -24,10 +24,10 @@ from ._run import (
     Outcome,
     State,
     WatchOptions,
+    WatchProgress,
     demo_batch,
     explain_task_error,
     leaves,
-    report,
     run_demo,
     run_watch,
     where,
@@ -41,6 +41,8 @@ if TYPE_CHECKING:
     from mcp.shared.context import RequestContext
     from reactivex import Observable
     from rich.console import Console
+
+    from .._policy import PollPolicy
 
 __all__ = ["BACKENDS", "BACKENDS_WHY", "NOISY_LOGGERS", "demo", "explain", "watch"]
 
@@ -88,13 +90,25 @@ class _Driver:
         return await self.tasks.start(tool, arguments)
 
     def poll(
-        self, task_id: str, *, default_interval_ms: float = 500, cancel_on_dispose: bool = False
+        self,
+        task_id: str,
+        *,
+        default_interval_ms: float = 500,
+        cancel_on_dispose: bool = False,
+        policy: PollPolicy | None = None,
     ) -> Observable[types.Task]:
-        return self.tasks.poll(task_id, default_interval_ms, cancel_on_dispose=cancel_on_dispose)
+        return self.tasks.poll(
+            task_id, default_interval_ms, cancel_on_dispose=cancel_on_dispose, policy=policy
+        )
 
     def read(self, state: types.Task) -> State:
         pushed = isinstance(state, types.TaskStatusNotificationParams)
-        return State(state.status, state.statusMessage, pushed=pushed)
+        message = state.statusMessage
+        return State(state.status, None if message is None else str(message), pushed=pushed)
+
+    def immediate(self, result: object) -> Outcome:
+        assert isinstance(result, types.CallToolResult)
+        return Outcome("completed", _text(result), tool_error=bool(result.isError))
 
     async def cancel(self, task_id: str) -> None:
         await self.tasks.cancel_task(task_id)
@@ -112,13 +126,23 @@ class _Driver:
             await self.tasks.result(task_id)
 
     async def outcome(self, task_id: str, final: types.Task) -> Outcome:
-        try:
+        # The final status decides, whatever tasks/result answers: a failed task whose
+        # result has content still failed.
+        if final.status == "completed":
             result = await self.tasks.result(task_id)
-        except TaskCancelledError:
-            return Outcome("cancelled", "cancelled")
-        except TaskError as exc:
-            return Outcome(exc.status, str(exc))
-        return Outcome("completed", _text(result), tool_error=bool(result.isError))
+            return Outcome("completed", _text(result), tool_error=bool(result.isError))
+        if final.statusMessage:
+            return Outcome(final.status, str(final.statusMessage))
+        return Outcome(final.status, await self._why(task_id) or final.status)
+
+    async def _why(self, task_id: str) -> str | None:
+        """The text of a failed task's stored result, if the server gives one."""
+        try:
+            with anyio.fail_after(self.tasks.read_timeout_seconds or 10):
+                result = await self.tasks.result(task_id)
+        except (TaskError, McpError, TimeoutError):
+            return None
+        return _text(result)
 
 
 # -- demo ----------------------------------------------------------------------------------
@@ -155,7 +179,7 @@ async def demo(options: DemoOptions, console: Console) -> int:
 
 
 @asynccontextmanager
-async def _connect(url: str) -> AsyncGenerator[_Driver]:
+async def _connect(url: str, timeout_s: float) -> AsyncGenerator[_Driver]:
     """Open a session to the 2025-11-25 task server at ``url``."""
     from mcp.client.streamable_http import streamable_http_client
 
@@ -170,17 +194,17 @@ async def _connect(url: str) -> AsyncGenerator[_Driver]:
                 f"{url} declares no 2025-11-25 tasks (protocol {initialized.protocolVersion});"
                 ' for servers with the tasks extension install "rxtasks[mcp]" (mcp 2.x)'
             )
+        tasks = CoreTasks(session, notifications=notifications, read_timeout_seconds=timeout_s)
         async with anyio.create_task_group() as tg:
-            yield _Driver(CoreTasks(session, notifications=notifications), tg)
+            yield _Driver(tasks, tg)
             tg.cancel_scope.cancel()
 
 
-async def watch(options: WatchOptions, console: Console) -> int:
+async def watch(options: WatchOptions, console: Console, progress: WatchProgress) -> int:
     """Call the tool as a task on the server at ``options.url`` and watch it to its end."""
     view = TaskView(console, live=False if options.plain else None)
-    async with _connect(options.url) as driver:
-        outcome = await run_watch(driver, options, view)
-    return report(outcome)
+    async with _connect(options.url, options.request_timeout_s) as driver:
+        return await run_watch(driver, options, view, progress)
 
 
 def explain(error: BaseException, options: DemoOptions | WatchOptions) -> str | None:
@@ -197,5 +221,11 @@ def explain(error: BaseException, options: DemoOptions | WatchOptions) -> str | 
         if isinstance(leaf, httpx.HTTPError):
             return f"the connection to {server} failed: {leaf!r}"
         if isinstance(leaf, McpError):
+            if leaf.error.code == 408:  # mcp 1.x times a request out with HTTP's code
+                return f"no answer from {server}: {leaf.error.message}"
             return f"{server} answered an error: {leaf.error.message} (code {leaf.error.code})"
+        if isinstance(leaf, InvalidResultError):
+            return f"{server} cannot be used: {leaf}"
+        if isinstance(leaf, TimeoutError):
+            return f"no answer from {server} in time"
     return None

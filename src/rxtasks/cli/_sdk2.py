@@ -17,7 +17,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
 from pydantic import ValidationError
 
-from .._errors import TaskCancelledError, TaskError
+from .._errors import InvalidResultError, TaskCancelledError, TaskError
 from ..mcp import TASKS_EXTENSION
 from ..mcp.sdk2 import CoreTasks, ExtensionTask, ExtensionTasks, TaskNotifications, session_options
 from ._run import (
@@ -27,10 +27,10 @@ from ._run import (
     Outcome,
     State,
     WatchOptions,
+    WatchProgress,
     demo_batch,
     explain_task_error,
     leaves,
-    report,
     run_demo,
     run_watch,
     where,
@@ -42,6 +42,8 @@ if TYPE_CHECKING:
 
     from reactivex import Observable
     from rich.console import Console
+
+    from .._policy import PollPolicy
 
 __all__ = [
     "BACKENDS",
@@ -92,17 +94,27 @@ class _ExtensionDriver:
         return await self.tasks.start(tool, arguments)
 
     def poll(
-        self, task_id: str, *, default_interval_ms: float = 500, cancel_on_dispose: bool = False
+        self,
+        task_id: str,
+        *,
+        default_interval_ms: float = 500,
+        cancel_on_dispose: bool = False,
+        policy: PollPolicy | None = None,
     ) -> Observable[ExtensionTask]:
-        return self.tasks.poll(task_id, default_interval_ms, cancel_on_dispose=cancel_on_dispose)
+        return self.tasks.poll(
+            task_id, default_interval_ms, cancel_on_dispose=cancel_on_dispose, policy=policy
+        )
 
     def read(self, state: ExtensionTask) -> State:
-        message = state.status_message
-        if message is None and state.input_requests:
+        message = None if state.status_message is None else str(state.status_message)
+        if message is None and isinstance(state.input_requests, dict) and state.input_requests:
             # fastmcp-tasks gives input_required no message: show what is asked.
             asked = _question(next(iter(state.input_requests.values())))
             message = f"asks: {asked}" if asked else "needs input"
         return State(state.status, message)
+
+    def immediate(self, result: object) -> Outcome:
+        return _immediate(result)
 
     async def cancel(self, task_id: str) -> None:
         await self.tasks.cancel_task(task_id)
@@ -133,13 +145,24 @@ class _CoreDriver:
         return await self.tasks.start(tool, arguments)
 
     def poll(
-        self, task_id: str, *, default_interval_ms: float = 500, cancel_on_dispose: bool = False
+        self,
+        task_id: str,
+        *,
+        default_interval_ms: float = 500,
+        cancel_on_dispose: bool = False,
+        policy: PollPolicy | None = None,
     ) -> Observable[mcp_types.Task]:
-        return self.tasks.poll(task_id, default_interval_ms, cancel_on_dispose=cancel_on_dispose)
+        return self.tasks.poll(
+            task_id, default_interval_ms, cancel_on_dispose=cancel_on_dispose, policy=policy
+        )
 
     def read(self, state: mcp_types.Task) -> State:
         pushed = isinstance(state, mcp_types.TaskStatusNotificationParams)
-        return State(state.status, state.status_message, pushed=pushed)
+        message = None if state.status_message is None else str(state.status_message)
+        return State(state.status, message, pushed=pushed)
+
+    def immediate(self, result: object) -> Outcome:
+        return _immediate(result)
 
     async def cancel(self, task_id: str) -> None:
         await self.tasks.cancel_task(task_id)
@@ -148,10 +171,18 @@ class _CoreDriver:
         """Nothing: answering needs ``tasks/result`` and an elicitation callback."""
 
     async def outcome(self, task_id: str, final: mcp_types.Task) -> Outcome:
+        # The final status decides, whatever tasks/result would answer.
         if final.status == "completed":
             result = await self.tasks.result(task_id)
             return Outcome("completed", _text(result), tool_error=bool(result.is_error))
-        return Outcome(final.status, final.status_message or final.status)
+        return Outcome(final.status, str(final.status_message or final.status))
+
+
+def _immediate(result: object) -> Outcome:
+    """What a tool answered at once: its text, and whether it is a tool error."""
+    if isinstance(result, mcp_types.CallToolResult):
+        return Outcome("completed", _text(result), tool_error=bool(result.is_error))
+    return Outcome("completed", f"(an answer of another kind: {type(result).__name__})", True)
 
 
 # -- demo ----------------------------------------------------------------------------------
@@ -178,7 +209,7 @@ async def demo(options: DemoOptions, console: Console) -> int:
 
 
 @asynccontextmanager
-async def _connect(url: str) -> AsyncGenerator[_ExtensionDriver | _CoreDriver]:
+async def _connect(url: str, timeout_s: float) -> AsyncGenerator[_ExtensionDriver | _CoreDriver]:
     """Open a session to ``url`` and pick the driver for the server's kind of tasks."""
     from mcp.client.streamable_http import streamable_http_client
 
@@ -195,9 +226,18 @@ async def _connect(url: str) -> AsyncGenerator[_ExtensionDriver | _CoreDriver]:
                 await session.initialize()  # a server of an earlier revision
             capabilities = session.server_capabilities
             if capabilities is not None and TASKS_EXTENSION in (capabilities.extensions or {}):
-                yield _ExtensionDriver(ExtensionTasks(session, notifications=notifications))
+                yield _ExtensionDriver(
+                    ExtensionTasks(
+                        session, notifications=notifications, read_timeout_seconds=timeout_s
+                    )
+                )
             elif capabilities is not None and capabilities.tasks is not None:
-                tasks = CoreTasks(session, notifications=notifications, dispatcher=dispatcher)
+                tasks = CoreTasks(
+                    session,
+                    notifications=notifications,
+                    dispatcher=dispatcher,
+                    read_timeout_seconds=timeout_s,
+                )
                 yield _CoreDriver(tasks)
             else:
                 raise CommandError(
@@ -206,12 +246,11 @@ async def _connect(url: str) -> AsyncGenerator[_ExtensionDriver | _CoreDriver]:
                 )
 
 
-async def watch(options: WatchOptions, console: Console) -> int:
+async def watch(options: WatchOptions, console: Console, progress: WatchProgress) -> int:
     """Call the tool as a task on the server at ``options.url`` and watch it to its end."""
     view = TaskView(console, live=False if options.plain else None)
-    async with _connect(options.url) as driver:
-        outcome = await run_watch(driver, options, view)
-    return report(outcome)
+    async with _connect(options.url, options.request_timeout_s) as driver:
+        return await run_watch(driver, options, view, progress)
 
 
 def explain(error: BaseException, options: DemoOptions | WatchOptions) -> str | None:
@@ -228,5 +267,13 @@ def explain(error: BaseException, options: DemoOptions | WatchOptions) -> str | 
         if isinstance(leaf, httpx2.HTTPError):
             return f"the connection to {server} failed: {leaf!r}"
         if isinstance(leaf, MCPError):
+            if leaf.code == mcp_types.REQUEST_TIMEOUT:
+                return f"no answer from {server}: {leaf.message}"
             return f"{server} answered an error: {leaf.message} (code {leaf.code})"
+        if isinstance(leaf, InvalidResultError):
+            return f"{server} cannot be used: {leaf}"
+        if isinstance(leaf, ValidationError):
+            return f"{server} answered a malformed result: {leaf.error_count()} problem(s)"
+        if isinstance(leaf, TimeoutError):
+            return f"no answer from {server} in time"
     return None

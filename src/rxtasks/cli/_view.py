@@ -407,6 +407,10 @@ class TaskView:
         style = "bold" if finished else "bold yellow"
         self.console.print(Text(self.summary(), style=style))
 
+    def note(self, text: str) -> None:
+        """Print one line about the run (a retry, a warning): above the live table if any."""
+        self._print(_one_line(text))
+
     # -- the live table ------------------------------------------------------------------
 
     def __enter__(self) -> Self:

@@ -25,10 +25,39 @@ from __future__ import annotations
 from importlib.util import find_spec
 from typing import Any
 
-__all__ = ["TASKS_EXTENSION", "sdk_module"]
+__all__ = ["TASKS_EXTENSION", "TRANSIENT_CODES", "is_transient", "sdk_module"]
 
 #: The identifier of the tasks extension (protocol 2026-07-28, SEP-2663).
 TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
+
+#: JSON-RPC error codes worth a retry: internal error (-32603), connection closed
+#: (-32000), request timeout (-32001 in mcp 2.x, HTTP's 408 in mcp 1.x). "Invalid
+#: params" (-32602, what both revisions answer for an unknown task) never is.
+TRANSIENT_CODES = frozenset({-32603, -32000, -32001, 408})
+
+
+def is_transient(error: BaseException) -> bool:
+    """Tell whether a request's error is worth a retry: the connection's, not the task's.
+
+    Transient: timeouts, connection errors (``OSError``, the HTTP client's transport
+    errors, a stream closed under the session), and the JSON-RPC errors in
+    `TRANSIENT_CODES`, read from ``error.code`` (mcp 2.x ``MCPError``) or
+    ``error.error.code`` (mcp 1.x ``McpError``). It needs no SDK.
+
+    Example:
+        >>> policy = rxtasks.PollPolicy(retry=rxtasks.Retry(retry_on=rxtasks.mcp.is_transient))
+    """
+    if isinstance(error, TimeoutError | OSError):
+        return True
+    code = getattr(error, "code", None)
+    if code is None:
+        code = getattr(getattr(error, "error", None), "code", None)
+    if isinstance(code, int) and not isinstance(code, bool):
+        return code in TRANSIENT_CODES
+    # The HTTP clients' transport errors and anyio's closed streams, by name: this module
+    # imports neither SDK nor its HTTP client (httpx for mcp 1.x, httpx2 for mcp 2.x).
+    names = {cls.__name__ for cls in type(error).__mro__}
+    return bool(names & {"TransportError", "BrokenResourceError", "ClosedResourceError"})
 
 
 def sdk_module() -> str:

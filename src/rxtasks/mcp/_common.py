@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from .._policy import PollPolicy
 
-__all__ = ["TRANSIENT_CODES", "PushedStatuses", "TaskAdapter", "is_transient", "read_task"]
+__all__ = ["PushedStatuses", "TaskAdapter", "read_task"]
 
 logger = logging.getLogger("rxtasks.mcp")
 
@@ -32,11 +32,6 @@ M = TypeVar("M", bound="BaseModel")
 #: fallbacks (an unusable hint: the default interval; an unusable ttl: no backstop). They
 #: reach it as the server sent them, never coerced or rejected by a model first.
 _AS_SENT = ("pollInterval", "pollIntervalMs", "ttl", "ttlMs")
-
-#: JSON-RPC error codes worth a retry: internal error, connection closed, request timeout
-#: (-32001 in mcp 2.x, HTTP's 408 in mcp 1.x). "Invalid params" (-32602, an unknown task)
-#: never is.
-TRANSIENT_CODES = frozenset({-32603, -32000, -32001, 408})
 
 
 def read_task(model: type[M], raw: object, *, request: str, task_id: str | None = None) -> M:
@@ -107,26 +102,6 @@ def _malformed(request: str, why: str, raw: object, task_id: str | None) -> Inva
 def _short(value: object, limit: int = 60) -> str:
     text = repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def is_transient(error: BaseException) -> bool:
-    """Tell whether a request's error is worth a retry: the connection, not the task.
-
-    Transient: timeouts, connection errors (``OSError``, the HTTP client's transport
-    errors, a stream closed under the session), and the JSON-RPC errors in
-    `TRANSIENT_CODES`. "Task not found" (-32602) never is.
-    """
-    if isinstance(error, TimeoutError | OSError):
-        return True
-    code = getattr(error, "code", None)
-    if code is None:
-        code = getattr(getattr(error, "error", None), "code", None)  # mcp 1.x's McpError
-    if isinstance(code, int):
-        return code in TRANSIENT_CODES
-    # httpx / httpx2 transport errors, anyio's closed streams: by name, as the core
-    # imports neither the HTTP client of each SDK nor the SDK itself.
-    names = {cls.__name__ for cls in type(error).__mro__}
-    return bool(names & {"TransportError", "BrokenResourceError", "ClosedResourceError"})
 
 
 class PushedStatuses(Generic[T]):
