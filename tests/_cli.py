@@ -129,3 +129,35 @@ def interrupt_watch(url: str, *args: str) -> tuple[int, str, str]:
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=TIMEOUT_S)
     return process.returncode, out, "".join(seen) + err
+
+
+@contextmanager
+def rxtasks_serve(*args: str) -> Generator[str]:
+    """Run ``rxtasks serve --port 0 ARGS`` until the block ends; yield the URL it prints.
+
+    Leaving stops it with Ctrl-C and checks that it said so and exited 130.
+    """
+    import signal
+
+    ctrl_c = (
+        "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler);"
+        " runpy.run_module('rxtasks', run_name='__main__', alter_sys=True)"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", ctrl_c, "serve", "--port", "0", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    first = process.stdout.readline()
+    match = re.search(r" on (http://127\.0\.0\.1:\d+/mcp)$", first.strip())
+    assert match is not None, first + process.communicate(timeout=TIMEOUT_S)[1]
+    try:
+        yield match[1]
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=TIMEOUT_S)
+    assert process.returncode == 130, err
+    assert err.endswith("rxtasks serve: stopped\n"), err
+    assert "tools: " in out

@@ -28,7 +28,15 @@ from rxtasks.cli._run import DemoOptions
 from rxtasks.cli._sdk1 import demo
 from rxtasks.mcp._server_sdk1 import build_core_server
 
-from ._cli import DEMO_FINAL, FAST, final_statuses, interrupt_watch, rxtasks, serve_http
+from ._cli import (
+    DEMO_FINAL,
+    FAST,
+    final_statuses,
+    interrupt_watch,
+    rxtasks,
+    rxtasks_serve,
+    serve_http,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Generator, Iterator
@@ -169,3 +177,12 @@ def test_watch_interrupted(url: str, backend: str) -> None:
     assert out == ""
     task_id = err.splitlines()[0].rsplit(" ", 1)[1]  # "[ 0.01s] wait_cancel  started  task ID"
     assert err.splitlines()[-1] == f"rxtasks watch: interrupted; task {task_id} was asked to cancel"
+
+
+def test_serve_then_watch() -> None:
+    """`rxtasks serve` prints a URL that watch can use, twice in a row; Ctrl-C stops it."""
+    with rxtasks_serve() as address:
+        for _ in range(2):
+            result = rxtasks("watch", address, "--tool", "work", "--args", '{"steps": 2}')
+            assert result.returncode == 0, result.stderr
+            assert result.stdout == "done after 2 steps\n"

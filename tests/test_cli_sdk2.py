@@ -36,6 +36,7 @@ from ._cli import (
     final_statuses,
     interrupt_watch,
     rxtasks,
+    rxtasks_serve,
     serve_http,
 )
 
@@ -251,3 +252,15 @@ class TestWatch20251125:
         result = rxtasks("watch", legacy_url, "--tool", "fail", "--args", args)
         assert result.returncode == 1
         assert result.stderr.splitlines()[-1] == "rxtasks watch: the task failed: disk full"
+
+
+def test_serve_then_watch() -> None:
+    """`rxtasks serve` prints a URL that `rxtasks watch` can use; Ctrl-C stops it."""
+    with rxtasks_serve() as address:
+        result = rxtasks("watch", address, "--tool", "quick", "--args", '{"steps": 2}')
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "done after 2 steps\n"
+        result = rxtasks("watch", address, "--tool", "echo", "--args", '{"text": "hi"}')
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == "hi\n"
+        assert result.stderr == "rxtasks watch: the server answered at once, without a task\n"

@@ -1,10 +1,11 @@
-"""The command line: ``python -m rxtasks demo`` and ``python -m rxtasks watch URL --tool NAME``.
+"""The command line: ``rxtasks demo``, ``rxtasks watch URL --tool NAME``, ``rxtasks serve``.
 
 A map of the subpackage:
 
 - this module: the arguments, the choice of SDK, exit codes and one-line errors.
 - `_view`: the live table (rich) or plain lines; no SDK.
 - `_run`: the commands' flows (start, poll everything at once, show, report); no SDK.
+- `_serve`: serving the demo's server over Streamable HTTP; no SDK.
 - `_sdk1` / `_sdk2`: the session and task adapter of mcp 1.x / mcp 2.x (imported lazily,
   for the installed SDK only).
 """
@@ -31,6 +32,8 @@ from ._run import (
     KINDS,
     CommandError,
     DemoOptions,
+    Options,
+    ServeOptions,
     WatchOptions,
     WatchProgress,
     leaves,
@@ -123,6 +126,13 @@ def _count(text: str) -> int:
     return _whole(text, 1)
 
 
+def _port(text: str) -> int:
+    port = _whole(text, 0)
+    if port > 65535:
+        raise argparse.ArgumentTypeError(f"must be at most 65535, got {port}")
+    return port
+
+
 def _retries(text: str) -> int:
     return _whole(text, 0)
 
@@ -185,6 +195,13 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--verbose", "-v", action="store_true", help="show the log messages of the SDK and server"
     )
+
+
+_SERVE_DESCRIPTION = """\
+Serve the demo's task server (the installed SDK's protocol revision: the tasks
+extension with rxtasks[mcp], 2025-11-25 tasks with rxtasks[mcp1]) over
+Streamable HTTP on 127.0.0.1, to try `rxtasks watch` on. It prints the URL and
+its tools, then serves until Ctrl-C."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -306,6 +323,23 @@ def build_parser() -> argparse.ArgumentParser:
         f" {defaults_watch.retries})",
     )
     _common_options(watch)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve the demo's task server over Streamable HTTP on 127.0.0.1",
+        description=_SERVE_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_argument(
+        "--port",
+        type=_port,
+        default=ServeOptions().port,
+        metavar="N",
+        help=f"the port (default: {ServeOptions().port}; 0: any free one)",
+    )
+    serve.add_argument(
+        "--verbose", "-v", action="store_true", help="show the log messages of the server"
+    )
     return parser
 
 
@@ -332,8 +366,10 @@ def _main(argv: Sequence[str] | None) -> int:
     except SystemExit as exc:  # --help, --version, or a usage error (already printed)
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     command: str = args.command
-    options: DemoOptions | WatchOptions
-    if command == "demo":
+    options: Options
+    if command == "serve":
+        options = ServeOptions(port=args.port, verbose=args.verbose)
+    elif command == "demo":
         options = DemoOptions(
             tasks=args.tasks,
             steps=args.steps,
@@ -396,7 +432,7 @@ def _error(command: str, message: str) -> None:
     print(f"{name}: {message}", file=sys.stderr)  # noqa: T201
 
 
-def _sdk(command: str, options: DemoOptions | WatchOptions) -> ModuleType:
+def _sdk(command: str, options: Options) -> ModuleType:
     """Import the command module of the installed SDK (and the protocol asked for)."""
     try:
         name = sdk_module()
@@ -417,7 +453,7 @@ def _sdk(command: str, options: DemoOptions | WatchOptions) -> ModuleType:
         raise CommandError(f"{exc}; install the commands' dependencies: {_INSTALL}") from None
 
 
-def _run(command: str, options: DemoOptions | WatchOptions) -> int:
+def _run(command: str, options: Options) -> int:
     global _skip_finalization
     sdk = _sdk(command, options)
     if options.backend not in sdk.BACKENDS[command]:
@@ -440,16 +476,17 @@ def _run(command: str, options: DemoOptions | WatchOptions) -> int:
     console = Console(stderr=command == "watch")
     progress = WatchProgress()
     entry = (
-        partial(sdk.demo, options, console)
-        if command == "demo"
-        else partial(sdk.watch, options, console, progress)
+        partial(sdk.watch, options, console, progress)
+        if command == "watch"
+        else partial(getattr(sdk, command), options, console)
     )
     try:
         code: int = anyio.run(entry, backend=options.backend)
     except BaseException as exc:
         # trio raises Ctrl-C inside an exception group; asyncio raises it bare.
         if any(isinstance(leaf, KeyboardInterrupt) for leaf in leaves(exc)):
-            _error(command, f"interrupted{progress.said_on_interrupt()}")
+            said = "stopped" if command == "serve" else "interrupted"
+            _error(command, f"{said}{progress.said_on_interrupt()}")
             return EXIT_INTERRUPTED
         if not isinstance(exc, Exception):
             raise

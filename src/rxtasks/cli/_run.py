@@ -38,7 +38,9 @@ __all__ = [
     "CommandError",
     "DemoOptions",
     "Driver",
+    "Options",
     "Outcome",
+    "ServeOptions",
     "State",
     "TaskSpec",
     "WatchOptions",
@@ -72,7 +74,7 @@ class CommandError(Exception):
     """A command cannot go on; its message is the whole one-line explanation."""
 
 
-def explain_task_error(leaf: BaseException, options: DemoOptions | WatchOptions) -> str | None:
+def explain_task_error(leaf: BaseException, options: Options) -> str | None:
     """The one-line explanation of an error any SDK raises alike, else None."""
     if isinstance(leaf, CommandError):
         return str(leaf)
@@ -85,7 +87,7 @@ def explain_task_error(leaf: BaseException, options: DemoOptions | WatchOptions)
     return None
 
 
-def where(options: DemoOptions | WatchOptions) -> str:
+def where(options: Options) -> str:
     """The server a command talks to, for messages."""
     return options.url if isinstance(options, WatchOptions) else "the in-process server"
 
@@ -138,6 +140,19 @@ class WatchOptions:
             timeout_ms=self.timeout_ms,
             retry=retry,
         )
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """The options of ``rxtasks serve`` (see its ``--help``)."""
+
+    port: int = 8000
+    backend: str = "asyncio"
+    verbose: bool = False
+
+
+#: The options of any command.
+Options = DemoOptions | WatchOptions | ServeOptions
 
 
 @dataclass
@@ -358,7 +373,7 @@ async def run_watch(
             async with open_stream(source) as states:
                 async for state in states:
                     outcome = await _show(driver, view, task_id, task_id, state, answer=False)
-            view.print_summary()
+        view.print_summary()  # after the live table's last frame
     except PollTimeoutError:
         await _cancel(driver, task_id, progress)
         done = " and was asked to cancel" if progress.cancel == "sent" else ""

@@ -21,7 +21,9 @@ from ._run import (
     DEMO_ANSWER,
     CommandError,
     DemoOptions,
+    Options,
     Outcome,
+    ServeOptions,
     State,
     WatchOptions,
     WatchProgress,
@@ -32,6 +34,7 @@ from ._run import (
     run_watch,
     where,
 )
+from ._serve import serve_app
 from ._view import TaskView
 
 if TYPE_CHECKING:
@@ -44,10 +47,10 @@ if TYPE_CHECKING:
 
     from .._policy import PollPolicy
 
-__all__ = ["BACKENDS", "BACKENDS_WHY", "NOISY_LOGGERS", "demo", "explain", "watch"]
+__all__ = ["BACKENDS", "BACKENDS_WHY", "NOISY_LOGGERS", "demo", "explain", "serve", "watch"]
 
-BACKENDS = {"demo": ("asyncio", "trio"), "watch": ("asyncio", "trio")}
-BACKENDS_WHY = {"demo": "", "watch": ""}
+BACKENDS = {"demo": ("asyncio", "trio"), "watch": ("asyncio", "trio"), "serve": ("asyncio",)}
+BACKENDS_WHY = {"demo": "", "watch": "", "serve": "it serves HTTP with uvicorn, on asyncio"}
 
 #: Loggers the commands silence unless --verbose: closed SSE streams, and a warning
 #: (on the root logger) for each answer to a task's question.
@@ -175,6 +178,43 @@ async def demo(options: DemoOptions, console: Console) -> int:
     return 0
 
 
+# -- serve ---------------------------------------------------------------------------------
+
+
+class _Endpoint:
+    """The session manager as a raw ASGI endpoint: Starlette calls an object as an app.
+
+    (A plain function would be taken for a request handler that answers GET only.)
+    """
+
+    def __init__(self, manager: Any) -> None:
+        self.manager = manager
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.manager.handle_request(scope, receive, send)
+
+
+async def serve(options: ServeOptions, console: Console) -> int:
+    """Serve the demo's 2025-11-25 task server over Streamable HTTP on 127.0.0.1."""
+    from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+    from starlette.applications import Starlette
+    from starlette.routing import Route
+
+    from ..mcp._server_sdk1 import build_core_server
+
+    manager = StreamableHTTPSessionManager(app=build_core_server())
+    app = Starlette(routes=[Route("/mcp", endpoint=_Endpoint(manager))])
+    return await serve_app(
+        app,
+        options=options,
+        console=console,
+        what="2025-11-25 tasks (mcp 1.x)",
+        tools=["work", "fail", "wait_cancel", "ask"],
+        example='--tool work --args \'{"steps": 5, "step_ms": 400}\'',
+        around=manager.run,
+    )
+
+
 # -- watch ---------------------------------------------------------------------------------
 
 
@@ -207,7 +247,7 @@ async def watch(options: WatchOptions, console: Console, progress: WatchProgress
         return await run_watch(driver, options, view, progress)
 
 
-def explain(error: BaseException, options: DemoOptions | WatchOptions) -> str | None:
+def explain(error: BaseException, options: Options) -> str | None:
     """Return the one-line explanation of an error the user can act on, else None."""
     server = where(options)
     for leaf in leaves(error):

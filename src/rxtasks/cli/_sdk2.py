@@ -24,7 +24,9 @@ from ._run import (
     DEMO_ANSWER,
     CommandError,
     DemoOptions,
+    Options,
     Outcome,
+    ServeOptions,
     State,
     WatchOptions,
     WatchProgress,
@@ -35,6 +37,7 @@ from ._run import (
     run_watch,
     where,
 )
+from ._serve import serve_app
 from ._view import TaskView
 
 if TYPE_CHECKING:
@@ -52,18 +55,20 @@ __all__ = [
     "SKIP_FINALIZATION",
     "demo",
     "explain",
+    "serve",
     "watch",
 ]
 
-BACKENDS = {"demo": ("asyncio",), "watch": ("asyncio", "trio")}
+BACKENDS = {"demo": ("asyncio",), "watch": ("asyncio", "trio"), "serve": ("asyncio",)}
 BACKENDS_WHY = {
     "demo": "the in-process tasks-extension server (fastmcp-tasks) runs on asyncio only",
     "watch": "",
+    "serve": "the tasks-extension server (fastmcp-tasks) runs on asyncio only",
 }
 
 #: Commands after which `rxtasks.cli.run` ends the process without finalizing: the
 #: demo's in-process server leaves native (Tokio) threads that may call into Python.
-SKIP_FINALIZATION = ("demo",)
+SKIP_FINALIZATION = ("demo", "serve")
 
 #: Loggers the commands silence unless --verbose: the in-process server logs every
 #: task's failure with its traceback (the demo's `fail` fails on purpose), its worker
@@ -205,6 +210,25 @@ async def demo(options: DemoOptions, console: Console) -> int:
     return 0
 
 
+# -- serve ---------------------------------------------------------------------------------
+
+
+async def serve(options: ServeOptions, console: Console) -> int:
+    """Serve the demo's tasks-extension server over Streamable HTTP on 127.0.0.1."""
+    from ..mcp._server_sdk2 import build_extension_server
+
+    app = build_extension_server().http_app(path="/mcp")
+    return await serve_app(
+        app,
+        options=options,
+        console=console,
+        what="the tasks extension (io.modelcontextprotocol/tasks; mcp 2.x, fastmcp-tasks)",
+        tools=["work", "quick", "slow", "fail", "wait_cancel", "ask", "echo (no task)"],
+        example="--tool work --args '{\"steps\": 5}'",
+        lifespan="on",  # the app's startup starts the task backend
+    )
+
+
 # -- watch ---------------------------------------------------------------------------------
 
 
@@ -253,7 +277,7 @@ async def watch(options: WatchOptions, console: Console, progress: WatchProgress
         return await run_watch(driver, options, view, progress)
 
 
-def explain(error: BaseException, options: DemoOptions | WatchOptions) -> str | None:
+def explain(error: BaseException, options: Options) -> str | None:
     """Return the one-line explanation of an error the user can act on, else None."""
     server = where(options)
     for leaf in leaves(error):
