@@ -444,8 +444,8 @@ def _sdk(command: str, options: Options) -> ModuleType:
             extra = "mcp" if options.protocol == "extension" else "mcp1"
             raise CommandError(
                 f"the {options.protocol} demo needs the other MCP SDK: pip install"
-                f' "rxtasks[{extra}]" in an environment of its own (mcp 1.x and 2.x cannot'
-                " share one)"
+                f' "rxtasks[{extra}]" (from a checkout: pip install ".[{extra}]") in an'
+                " environment of its own (mcp 1.x and 2.x cannot share one)"
             )
     try:
         return import_module(f"rxtasks.cli._{name.rsplit('.', 1)[1]}")
@@ -455,6 +455,7 @@ def _sdk(command: str, options: Options) -> ModuleType:
 
 def _run(command: str, options: Options) -> int:
     global _skip_finalization
+    _say_starting(command, options)
     sdk = _sdk(command, options)
     if options.backend not in sdk.BACKENDS[command]:
         raise CommandError(
@@ -464,9 +465,12 @@ def _run(command: str, options: Options) -> int:
         try:
             import_module("trio")
         except ImportError:
-            raise CommandError('--backend trio needs trio: pip install "rxtasks[trio]"') from None
+            raise CommandError(
+                '--backend trio needs trio: pip install "rxtasks[trio]"'
+                ' (from a checkout: pip install ".[trio]")'
+            ) from None
     _configure_logging(options.verbose, sdk.NOISY_LOGGERS)
-    _skip_finalization = command in getattr(sdk, "SKIP_FINALIZATION", ())
+    _skip_finalization = command in sdk.SKIP_FINALIZATION
 
     import anyio
     from rich.console import Console
@@ -500,6 +504,20 @@ def _run(command: str, options: Options) -> int:
         _error(command, message)
         return EXIT_USAGE
     return code
+
+
+def _say_starting(command: str, options: Options) -> None:
+    """On a terminal, say at once what the first seconds (importing an SDK) are spent on.
+
+    The live table draws over this line once it starts; into a pipe nothing is written.
+    """
+    if isinstance(options, ServeOptions) or options.plain:
+        return
+    stream = sys.stdout if command == "demo" else sys.stderr
+    if stream.isatty():
+        doing = "starting an MCP server in this process" if command == "demo" else "connecting"
+        stream.write(f"rxtasks {command}: {doing}…\r")
+        stream.flush()
 
 
 def _configure_logging(verbose: bool, noisy: Sequence[str]) -> None:

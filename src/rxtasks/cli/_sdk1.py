@@ -47,10 +47,22 @@ if TYPE_CHECKING:
 
     from .._policy import PollPolicy
 
-__all__ = ["BACKENDS", "BACKENDS_WHY", "NOISY_LOGGERS", "demo", "explain", "serve", "watch"]
+__all__ = [
+    "BACKENDS",
+    "BACKENDS_WHY",
+    "NOISY_LOGGERS",
+    "SKIP_FINALIZATION",
+    "demo",
+    "explain",
+    "serve",
+    "watch",
+]
 
 BACKENDS = {"demo": ("asyncio", "trio"), "watch": ("asyncio", "trio"), "serve": ("asyncio",)}
 BACKENDS_WHY = {"demo": "", "watch": "", "serve": "it serves HTTP with uvicorn, on asyncio"}
+
+#: Commands after which `rxtasks.cli.run` ends the process without finalizing: none here.
+SKIP_FINALIZATION: tuple[str, ...] = ()
 
 #: Loggers the commands silence unless --verbose: closed SSE streams, and a warning
 #: (on the root logger) for each answer to a task's question.
@@ -232,7 +244,8 @@ async def _connect(url: str, timeout_s: float) -> AsyncGenerator[_Driver]:
         if initialized.capabilities.tasks is None:
             raise CommandError(
                 f"{url} declares no 2025-11-25 tasks (protocol {initialized.protocolVersion});"
-                ' for servers with the tasks extension install "rxtasks[mcp]" (mcp 2.x)'
+                ' for servers with the tasks extension install "rxtasks[mcp]" (mcp 2.x;'
+                ' from a checkout: pip install ".[mcp]")'
             )
         tasks = CoreTasks(session, notifications=notifications, read_timeout_seconds=timeout_s)
         async with anyio.create_task_group() as tg:
