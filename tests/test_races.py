@@ -784,8 +784,9 @@ async def test_leaving_the_block_with_calls_waiting_for_a_slot(virtual_time: Vir
     scripts = {f"t{i}": [Step("working", 100, latency=1.0), Step("completed")] for i in range(4)}
     server = FakeTaskServer(scripts)
     results: list[Any] = []
+    scheduler = AnyioScheduler()
     with anyio.move_on_after(0.5):
-        async with AnyioScheduler() as scheduler:
+        async with scheduler:
             rxtasks.poll_many(server.get_task, list(scripts), max_in_flight=1).subscribe(
                 results.append, scheduler=scheduler
             )
