@@ -13,6 +13,7 @@ A map of the subpackage:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import os
@@ -40,7 +41,7 @@ from ._run import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Awaitable, Callable, Sequence
     from types import ModuleType
 
 __all__ = [
@@ -418,7 +419,11 @@ def run() -> NoReturn:
     exit -6), seen once in several hundred demo runs. Everything is printed by then, so
     the output is flushed and the process leaves at once.
     """
-    code = main()
+    try:
+        code = main()
+    except KeyboardInterrupt:  # between the program's start and main's own handler
+        _error("", "interrupted")
+        code = EXIT_INTERRUPTED
     if _skip_finalization:
         logging.shutdown()
         sys.stdout.flush()
@@ -485,10 +490,11 @@ def _run(command: str, options: Options) -> int:
         else partial(getattr(sdk, command), options, console)
     )
     try:
-        code: int = anyio.run(entry, backend=options.backend)
+        code: int = anyio.run(_noting_interrupts, entry, progress, backend=options.backend)
     except BaseException as exc:
-        # trio raises Ctrl-C inside an exception group; asyncio raises it bare.
-        if any(isinstance(leaf, KeyboardInterrupt) for leaf in leaves(exc)):
+        # trio raises Ctrl-C inside an exception group; asyncio raises it bare, or an
+        # error raised while the cancellation it caused unwound (its context).
+        if _interrupted(exc, progress):
             said = "stopped" if command == "serve" else "interrupted"
             _error(command, f"{said}{progress.said_on_interrupt()}")
             return EXIT_INTERRUPTED
@@ -504,6 +510,42 @@ def _run(command: str, options: Options) -> int:
         _error(command, message)
         return EXIT_USAGE
     return code
+
+
+def _interrupted(error: BaseException, progress: WatchProgress) -> bool:
+    """Whether Ctrl-C is behind ``error``: in it, in its groups, or in their contexts.
+
+    On asyncio Ctrl-C cancels the main task, and an error raised while that cancellation
+    unwinds (a stream closed under a session) can take its place: `_noting_interrupts`
+    notes the cancellation in ``progress`` first.
+    """
+    if progress.interrupted:
+        return True
+    seen: set[int] = set()
+    todo = [error]
+    while todo:
+        current = todo.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        todo.extend(leaf for leaf in leaves(current) if leaf is not current)
+        todo.extend(e for e in (current.__context__, current.__cause__) if e is not None)
+    return False
+
+
+async def _noting_interrupts(entry: Callable[[], Awaitable[int]], progress: WatchProgress) -> int:
+    """Run a command's coroutine; note in ``progress`` if the main task was cancelled."""
+    try:
+        return await entry()
+    finally:
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:  # trio: Ctrl-C arrives as KeyboardInterrupt itself
+            task = None
+        if task is not None and task.cancelling():
+            progress.interrupted = True
 
 
 def _say_starting(command: str, options: Options) -> None:

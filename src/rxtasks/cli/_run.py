@@ -164,11 +164,13 @@ class WatchProgress:
         cancel: ``"sent"`` once ``tasks/cancel`` was answered, ``"failed"`` (with
             `cancel_error`) if it could not be, None if it was not tried.
         cancel_error: Why the cancel failed.
+        interrupted: Whether Ctrl-C cancelled the command (asyncio), whatever it raised.
     """
 
     task_id: str | None = None
     cancel: str | None = None
     cancel_error: str | None = None
+    interrupted: bool = False
 
     def said_on_interrupt(self) -> str:
         """What to add to "interrupted": only what actually happened to the task."""

@@ -16,6 +16,7 @@ from mcp.client.session import ClientSession
 from mcp.shared.exceptions import McpError
 
 from .._errors import InvalidResultError, TaskError
+from ..mcp import is_transient
 from ..mcp.sdk1 import CoreTasks, TaskNotifications
 from ._run import (
     DEMO_ANSWER,
@@ -144,7 +145,14 @@ class _Driver:
         # The final status decides, whatever tasks/result answers: a failed task whose
         # result has content still failed.
         if final.status == "completed":
-            result = await self.tasks.result(task_id)
+            try:
+                result = await self.tasks.result(task_id)
+            except McpError as exc:
+                if is_transient(exc):
+                    raise  # the server, not the task: exit 2
+                # tasks/result carries the request's own error: the tool call failed.
+                why = f"tasks/result answered an error: {exc.error.message} ({exc.error.code})"
+                return Outcome("failed", why)
             return Outcome("completed", _text(result), tool_error=bool(result.isError))
         if final.statusMessage:
             return Outcome(final.status, str(final.statusMessage))

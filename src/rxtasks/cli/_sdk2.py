@@ -18,7 +18,7 @@ from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
 from pydantic import ValidationError
 
 from .._errors import InvalidResultError, TaskCancelledError, TaskError
-from ..mcp import TASKS_EXTENSION
+from ..mcp import TASKS_EXTENSION, is_transient
 from ..mcp.sdk2 import CoreTasks, ExtensionTask, ExtensionTasks, TaskNotifications, session_options
 from ._run import (
     DEMO_ANSWER,
@@ -74,6 +74,10 @@ SKIP_FINALIZATION = ("demo", "serve")
 #: task's failure with its traceback (the demo's `fail` fails on purpose), its worker
 #: chatters, and the HTTP client logs closed streams.
 NOISY_LOGGERS = ("fastmcp", "fastmcp_tasks", "docket", "mcp", "httpx2")
+
+
+#: The largest SSE event watch reads (the SDK's default is 1 MiB).
+_MAX_EVENT_BYTES = 64 * 1024 * 1024
 
 
 def _text(result: mcp_types.CallToolResult) -> str:
@@ -178,7 +182,14 @@ class _CoreDriver:
     async def outcome(self, task_id: str, final: mcp_types.Task) -> Outcome:
         # The final status decides, whatever tasks/result would answer.
         if final.status == "completed":
-            result = await self.tasks.result(task_id)
+            try:
+                result = await self.tasks.result(task_id)
+            except MCPError as exc:
+                if is_transient(exc):
+                    raise  # the server, not the task: exit 2
+                # tasks/result carries the request's own error: the tool call failed.
+                why = f"tasks/result answered an error: {exc.message} ({exc.code})"
+                return Outcome("failed", why)
             return Outcome("completed", _text(result), tool_error=bool(result.is_error))
         return Outcome(final.status, str(final.status_message or final.status))
 
@@ -238,7 +249,9 @@ async def _connect(url: str, timeout_s: float) -> AsyncGenerator[_ExtensionDrive
     from mcp.client.streamable_http import streamable_http_client
 
     notifications = TaskNotifications()
-    async with streamable_http_client(url) as (read, write):
+    # The SDK refuses an SSE event over 1 MiB, which ends the session: a server's long
+    # status message is cut by the view instead (still bounded, against a runaway server).
+    async with streamable_http_client(url, max_sse_event_size=_MAX_EVENT_BYTES) as (read, write):
         # Our own dispatcher: CoreTasks creates 2025-11-25 tasks through it (see its docs).
         dispatcher = JSONRPCDispatcher(read, write)
         async with ClientSession(

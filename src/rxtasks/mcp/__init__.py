@@ -30,10 +30,12 @@ __all__ = ["TASKS_EXTENSION", "TRANSIENT_CODES", "is_transient", "sdk_module"]
 #: The identifier of the tasks extension (protocol 2026-07-28, SEP-2663).
 TASKS_EXTENSION = "io.modelcontextprotocol/tasks"
 
-#: JSON-RPC error codes worth a retry: internal error (-32603), connection closed
-#: (-32000), request timeout (-32001 in mcp 2.x, HTTP's 408 in mcp 1.x). "Invalid
-#: params" (-32602, what both revisions answer for an unknown task) never is.
-TRANSIENT_CODES = frozenset({-32603, -32000, -32001, 408})
+#: JSON-RPC error codes worth a retry: internal error (-32603) and request timeout
+#: (-32001 in mcp 2.x, HTTP's 408 in mcp 1.x). "Invalid params" (-32602, what both
+#: revisions answer for an unknown task) never is, nor is -32000: the SDKs use it for a
+#: closed connection (the session is gone; a retry on it fails alike), and servers for
+#: errors of their own.
+TRANSIENT_CODES = frozenset({-32603, -32001, 408})
 
 
 def is_transient(error: BaseException) -> bool:
