@@ -266,7 +266,7 @@ async def test_concurrent_anext_is_refused(virtual_time: VirtualClock) -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(anext, results)
         await anyio.sleep(0.5)
-        with pytest.raises(RuntimeError, match="already running"):
+        with pytest.raises(rxtasks.IteratorBusyError, match="being read by another task"):
             await anext(results)
 
 

@@ -69,7 +69,10 @@ def test_watch_help_documents_options_and_exit_codes(capsys: pytest.CaptureFixtu
         (["--interval-ms", "-5"], "argument --interval-ms: must be a finite number"),
         (["--interval-ms", "nan"], "argument --interval-ms: must be a finite number"),
         (["--interval-ms", "fast"], "argument --interval-ms: must be a number of milliseconds"),
-        (["--max-interval-ms", "0"], "argument --max-interval-ms: must be more than 0"),
+        (
+            ["--max-interval-ms", "0"],
+            "argument --max-interval-ms: must be a finite number of milliseconds > 0",
+        ),
         (["--timeout-ms", "-1"], "argument --timeout-ms: must be a finite number"),
         (["--request-timeout-ms", "soon"], "argument --request-timeout-ms: must be a number"),
         (["--retries", "-1"], "argument --retries: must be at least 0, got -1"),

@@ -437,7 +437,7 @@ async def test_core_start_without_dispatcher_says_why() -> None:
     send, receive = anyio.create_memory_object_stream[Any](1)
     with send, receive:
         tasks = CoreTasks(ClientSession(receive, send))  # never entered: start fails first
-        with pytest.raises(RuntimeError, match="python-sdk#3161"):
+        with pytest.raises(rxtasks.ArgumentError, match="python-sdk#3161"):
             await tasks.start("work")
 
 

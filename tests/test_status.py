@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from rxtasks import TERMINAL_STATUSES, InvalidResultError, is_terminal
-from rxtasks._status import ResultReader, validate_interval_ms
+from rxtasks._core._status import ResultReader
 from rxtasks.testing import FakeTaskServer, Shape, Step
 
 SHAPES: list[Shape] = ["mcp1", "mcp2", "extension", "json-2025-11-25", "json-extension"]
@@ -130,21 +130,3 @@ def test_known_statuses_are_not_warned_about(caplog: pytest.LogCaptureFixture) -
         ]
     assert terminal == [False, False, True, True, True]
     assert caplog.records == []
-
-
-@pytest.mark.parametrize(
-    ("value", "error"),
-    [
-        (-1, ValueError),
-        (math.nan, ValueError),
-        (math.inf, ValueError),
-        (True, TypeError),
-        ("1", TypeError),
-    ],
-)
-def test_validate_interval_ms(value: object, error: type[Exception]) -> None:
-    """A caller's interval must be a finite number of milliseconds >= 0; the error names it."""
-    with pytest.raises(error, match="`default_interval_ms`"):
-        validate_interval_ms(value, name="default_interval_ms")
-    assert validate_interval_ms(0, name="x") == 0
-    assert validate_interval_ms(2.5, name="x") == 2.5

@@ -2,52 +2,63 @@
 
 A map of the package, in the order it is built (each layer uses only those above it):
 
-- status model (`is_terminal`, `TERMINAL_STATUSES`): pure; reads every result shape.
-- observables: `poll` (one task, paced by the server), `poll_many` (many tasks, one
-  stream, bounded concurrency) and `from_async` (one await).
-- schedulers: `AnyioScheduler` (push, on an anyio task group; asyncio and trio); the
-  pull scheduler behind `iterate`; reactivex's ``AsyncIOScheduler`` is accepted too.
-- bridges to ``async for``: `iterate` and `poll_until_terminal` (lazy, in the consumer's
-  task), `open_stream` (structured, in an ``async with`` block).
-- policies (`PollPolicy`, `Retry`): for servers you do not control.
-- errors: `RxTasksError` and its subclasses.
+- ``_core``: the status model (`is_terminal`, `TERMINAL_STATUSES`; reads every result
+  shape), argument checks, and the errors (`RxTasksError` and its tree). Pure.
+- ``_runtime``: one await primitive, one timer queue, the schedulers: `AnyioScheduler`
+  (push, on an anyio task group; asyncio and trio), the pull scheduler behind `iterate`,
+  and adapters for reactivex's own.
+- ``_poll``: the model of a poll (`server_timer` + `until_terminal`, and `from_async`),
+  its policies (`PollPolicy`, `Retry`), `poll` (the model fused for speed) and
+  `poll_many` (many tasks, one stream, bounded concurrency).
+- ``_bridges``: to ``async for``: `iterate` and `poll_until_terminal` (lazy, in the
+  consumer's task), `open_stream` (structured, in an ``async with`` block).
+- `rxtasks.mcp` (the MCP SDKs' adapters), `rxtasks.cli` (the commands), `rxtasks.testing`.
 """
 
-from ._bridge import ObservableIterator as ObservableIterator
-from ._bridge import iterate as iterate
-from ._bridge import open_stream as open_stream
-from ._bridge import poll_until_terminal as poll_until_terminal
-from ._errors import BufferOverflowError as BufferOverflowError
-from ._errors import InvalidResultError as InvalidResultError
-from ._errors import PollManyError as PollManyError
-from ._errors import PollTimeoutError as PollTimeoutError
-from ._errors import RxTasksError as RxTasksError
-from ._errors import SchedulerError as SchedulerError
-from ._errors import StalledError as StalledError
-from ._errors import StreamClosedError as StreamClosedError
-from ._errors import StreamError as StreamError
-from ._errors import TaskCancelledError as TaskCancelledError
-from ._errors import TaskError as TaskError
-from ._errors import TaskExpiredError as TaskExpiredError
-from ._errors import TaskFailedError as TaskFailedError
-from ._errors import TaskNotCreatedError as TaskNotCreatedError
-from ._many import poll_many as poll_many
-from ._observable import CANCEL_TIMEOUT_S as CANCEL_TIMEOUT_S
-from ._observable import from_async as from_async
-from ._observable import poll as poll
-from ._policy import PollPolicy as PollPolicy
-from ._policy import Retry as Retry
+from ._bridges import ObservableIterator as ObservableIterator
+from ._bridges import iterate as iterate
+from ._bridges import open_stream as open_stream
+from ._bridges import poll_until_terminal as poll_until_terminal
+from ._core._errors import ArgumentError as ArgumentError
+from ._core._errors import ArgumentTypeError as ArgumentTypeError
+from ._core._errors import BufferOverflowError as BufferOverflowError
+from ._core._errors import InvalidResultError as InvalidResultError
+from ._core._errors import IteratorBusyError as IteratorBusyError
+from ._core._errors import PollManyError as PollManyError
+from ._core._errors import PollTimeoutError as PollTimeoutError
+from ._core._errors import RxTasksError as RxTasksError
+from ._core._errors import SchedulerError as SchedulerError
+from ._core._errors import StalledError as StalledError
+from ._core._errors import StreamClosedError as StreamClosedError
+from ._core._errors import StreamError as StreamError
+from ._core._errors import TaskCancelledError as TaskCancelledError
+from ._core._errors import TaskError as TaskError
+from ._core._errors import TaskExpiredError as TaskExpiredError
+from ._core._errors import TaskFailedError as TaskFailedError
+from ._core._errors import TaskNotCreatedError as TaskNotCreatedError
+from ._core._errors import TaskNotTerminalError as TaskNotTerminalError
+from ._core._status import TERMINAL_STATUSES as TERMINAL_STATUSES
+from ._core._status import is_terminal as is_terminal
+from ._poll.fused import CANCEL_TIMEOUT_S as CANCEL_TIMEOUT_S
+from ._poll.fused import poll as poll
+from ._poll.many import poll_many as poll_many
+from ._poll.model import from_async as from_async
+from ._poll.model import server_timer as server_timer
+from ._poll.model import until_terminal as until_terminal
+from ._poll.policy import PollPolicy as PollPolicy
+from ._poll.policy import Retry as Retry
 from ._runtime import AnyioScheduler as AnyioScheduler
 from ._runtime import SchedulerStatistics as SchedulerStatistics
-from ._status import TERMINAL_STATUSES as TERMINAL_STATUSES
-from ._status import is_terminal as is_terminal
 
 __all__ = [
     "CANCEL_TIMEOUT_S",
     "TERMINAL_STATUSES",
     "AnyioScheduler",
+    "ArgumentError",
+    "ArgumentTypeError",
     "BufferOverflowError",
     "InvalidResultError",
+    "IteratorBusyError",
     "ObservableIterator",
     "PollManyError",
     "PollPolicy",
@@ -64,6 +75,7 @@ __all__ = [
     "TaskExpiredError",
     "TaskFailedError",
     "TaskNotCreatedError",
+    "TaskNotTerminalError",
     "from_async",
     "is_terminal",
     "iterate",
@@ -71,6 +83,8 @@ __all__ = [
     "poll",
     "poll_many",
     "poll_until_terminal",
+    "server_timer",
+    "until_terminal",
 ]
 
 __version__ = "0.1.0"

@@ -31,6 +31,8 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 
 import anyio
 
+from ._core._errors import ArgumentError
+
 if TYPE_CHECKING:
     import random
     from collections.abc import Callable, Mapping, Sequence
@@ -194,7 +196,7 @@ class FakeTaskServer:
     def __post_init__(self) -> None:
         for task_id, steps in self.scripts.items():
             if not steps:
-                raise ValueError(f"the script of task {task_id!r} has no steps")
+                raise ArgumentError(f"the script of task {task_id!r} has no steps")
 
     @property
     def in_flight(self) -> int:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from reactivex.scheduler import VirtualTimeScheduler
 from reactivex.scheduler.eventloop import AsyncIOScheduler
 
-from .._errors import SchedulerError
+from .._core._errors import SchedulerError
 from ._await import RUNNING, AwaitCall, Runtime, is_foreign_cancellation
 from ._base import LoopScheduler
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 import anyio
 
-from .._errors import SchedulerError
+from .._core._errors import SchedulerError
 from ._await import AwaitCall
 from ._base import LoopScheduler, ThreadHop
 

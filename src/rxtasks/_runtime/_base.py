@@ -12,6 +12,7 @@ from reactivex import abc, typing
 from reactivex.disposable import Disposable
 from reactivex.scheduler.periodicscheduler import PeriodicScheduler
 
+from .._core._errors import ArgumentError
 from ._await import Runtime
 from ._loop import LoopBinding
 from ._timers import TimerQueue
@@ -68,7 +69,7 @@ class LoopScheduler(PeriodicScheduler, Runtime):
         seconds = duetime if type(duetime) is float else self.to_seconds(duetime)
         if not seconds >= 0:  # also true for NaN, which would corrupt the timer queue
             if math.isnan(seconds):
-                raise ValueError("`duetime` must not be NaN")
+                raise ArgumentError("`duetime` must not be NaN")
             seconds = 0.0
         return self._schedule_after(seconds, action, state)
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import anyio
 
-from .._errors import StalledError
+from .._core._errors import StalledError
 from ._await import RUNNING, AwaitCall, is_foreign_cancellation
 from ._base import LoopScheduler, ThreadHop
 

@@ -22,7 +22,8 @@ from functools import partial
 from importlib import import_module
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from .._status import validate_interval_ms
+from .._core._errors import ArgumentError
+from .._core._validate import check_ms
 from ..mcp import sdk_module
 from ._run import (
     EXIT_FAILED,
@@ -150,14 +151,12 @@ def _ms(text: str, *, positive: bool = False) -> float:
             f"must be a number of milliseconds, got {text!r}"
         ) from None
     try:
-        validate_interval_ms(value, name="the value")
-    except ValueError:
+        return check_ms(value, name="the value", positive=positive)
+    except ArgumentError:
+        bound = "> 0" if positive else ">= 0"
         raise argparse.ArgumentTypeError(
-            f"must be a finite number of milliseconds >= 0, got {text!r}"
+            f"must be a finite number of milliseconds {bound}, got {text!r}"
         ) from None
-    if positive and not value:
-        raise argparse.ArgumentTypeError(f"must be more than 0 milliseconds, got {text!r}")
-    return value
 
 
 def _interval_ms(text: str) -> float:

@@ -14,11 +14,11 @@ import anyio
 import reactivex
 from reactivex import operators as ops
 
-from .._bridge import open_stream
-from .._errors import PollTimeoutError, TaskNotCreatedError
-from .._observable import CANCEL_TIMEOUT_S
-from .._policy import PollPolicy, Retry
-from .._status import is_terminal
+from .._bridges import open_stream
+from .._core._errors import PollTimeoutError, TaskNotCreatedError
+from .._core._status import is_terminal
+from .._poll.fused import CANCEL_TIMEOUT_S
+from .._poll.policy import PollPolicy, Retry
 from ..mcp import is_transient
 
 if TYPE_CHECKING:

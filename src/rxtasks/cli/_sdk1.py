@@ -15,7 +15,7 @@ from mcp import types
 from mcp.client.session import ClientSession
 from mcp.shared.exceptions import McpError
 
-from .._errors import InvalidResultError, TaskError
+from .._core._errors import InvalidResultError, TaskError
 from ..mcp import is_transient
 from ..mcp.sdk1 import CoreTasks, TaskNotifications
 from ._run import (
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from reactivex import Observable
     from rich.console import Console
 
-    from .._policy import PollPolicy
+    from .._poll.policy import PollPolicy
 
 __all__ = [
     "BACKENDS",

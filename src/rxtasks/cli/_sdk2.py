@@ -17,7 +17,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.jsonrpc_dispatcher import JSONRPCDispatcher
 from pydantic import ValidationError
 
-from .._errors import InvalidResultError, TaskCancelledError, TaskError
+from .._core._errors import InvalidResultError, TaskCancelledError, TaskError
 from ..mcp import TASKS_EXTENSION, is_transient
 from ..mcp.sdk2 import CoreTasks, ExtensionTask, ExtensionTasks, TaskNotifications, session_options
 from ._run import (
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from reactivex import Observable
     from rich.console import Console
 
-    from .._policy import PollPolicy
+    from .._poll.policy import PollPolicy
 
 __all__ = [
     "BACKENDS",

@@ -14,7 +14,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from .._status import TERMINAL_STATUSES, is_terminal
+from .._core._status import TERMINAL_STATUSES, is_terminal
 
 if TYPE_CHECKING:
     from collections.abc import Callable

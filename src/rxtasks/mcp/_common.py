@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 from pydantic import ValidationError
 from reactivex.subject import Subject
 
-from .._errors import InvalidResultError
-from .._many import poll_many as _poll_many
-from .._observable import poll as _poll
+from .._core._errors import InvalidResultError
+from .._poll.fused import poll as _poll
+from .._poll.many import poll_many as _poll_many
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
     from reactivex import Observable, abc
 
-    from .._policy import PollPolicy
+    from .._poll.policy import PollPolicy
 
 __all__ = ["PushedStatuses", "TaskAdapter", "read_task"]
 

@@ -32,8 +32,13 @@ except ImportError as exc:  # pragma: no cover -- depends on the environment
     ) from exc
 from pydantic import RootModel, ValidationError
 
-from .._errors import InvalidResultError, TaskCancelledError, TaskFailedError, TaskNotCreatedError
-from .._status import validate_interval_ms
+from .._core._errors import (
+    InvalidResultError,
+    TaskCancelledError,
+    TaskFailedError,
+    TaskNotCreatedError,
+)
+from .._core._validate import check_seconds
 from ._common import PushedStatuses, TaskAdapter, logger, read_task
 
 if TYPE_CHECKING:
@@ -90,8 +95,8 @@ class CoreTasks(TaskAdapter[types.Task]):
             for `PollPolicy`'s retry); None: the session's own limit.
 
     Raises:
-        TypeError: If ``read_timeout_seconds`` is neither None nor a number.
-        ValueError: If ``read_timeout_seconds`` is not positive and finite.
+        ArgumentTypeError: If ``read_timeout_seconds`` is neither None nor a number.
+        ArgumentError: If ``read_timeout_seconds`` is not positive and finite.
     """
 
     def __init__(
@@ -104,9 +109,7 @@ class CoreTasks(TaskAdapter[types.Task]):
         super().__init__(notifications)
         self.session = session
         if read_timeout_seconds is not None:
-            validate_interval_ms(read_timeout_seconds, name="read_timeout_seconds")
-            if not read_timeout_seconds:
-                raise ValueError("`read_timeout_seconds` must be > 0, got 0")
+            check_seconds(read_timeout_seconds, name="read_timeout_seconds")
         self.read_timeout_seconds = read_timeout_seconds
         self._timeout = (
             None if read_timeout_seconds is None else timedelta(seconds=read_timeout_seconds)

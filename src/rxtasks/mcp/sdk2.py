@@ -23,7 +23,6 @@ extension; pass ``client.session``.
 
 from __future__ import annotations
 
-import math
 from contextlib import asynccontextmanager
 from datetime import datetime  # noqa: TC003 -- pydantic reads field types at runtime
 from typing import TYPE_CHECKING, Any, Literal
@@ -41,8 +40,16 @@ except ImportError as exc:  # pragma: no cover -- depends on the environment
     ) from exc
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from .._errors import InvalidResultError, TaskCancelledError, TaskFailedError, TaskNotCreatedError
-from .._status import is_terminal
+from .._core._errors import (
+    ArgumentError,
+    InvalidResultError,
+    TaskCancelledError,
+    TaskFailedError,
+    TaskNotCreatedError,
+    TaskNotTerminalError,
+)
+from .._core._status import is_terminal
+from .._core._validate import check_seconds
 from . import TASKS_EXTENSION
 from ._common import PushedStatuses, TaskAdapter, logger, read_task
 
@@ -204,8 +211,8 @@ class ExtensionTasks(TaskAdapter[ExtensionTask]):
             session's own limit.
 
     Raises:
-        TypeError: If ``read_timeout_seconds`` is neither None nor a number.
-        ValueError: If ``read_timeout_seconds`` is not positive and finite.
+        ArgumentTypeError: If ``read_timeout_seconds`` is neither None nor a number.
+        ArgumentError: If ``read_timeout_seconds`` is not positive and finite.
     """
 
     def __init__(
@@ -351,7 +358,7 @@ class ExtensionTasks(TaskAdapter[ExtensionTask]):
         Raises:
             TaskFailedError: For ``failed``, with the JSON-RPC error's message and code.
             TaskCancelledError: For ``cancelled``.
-            ValueError: If the task is not terminal yet.
+            TaskNotTerminalError: If the task is not terminal yet.
         """
         if task.status == "completed":
             return mcp_types.CallToolResult.model_validate(task.result or {"content": []})
@@ -368,7 +375,11 @@ class ExtensionTasks(TaskAdapter[ExtensionTask]):
             raise TaskCancelledError(
                 f"task {task.task_id} was cancelled", task_id=task.task_id, final=task
             )
-        raise ValueError(f"task {task.task_id} is {task.status!r}, not terminal")
+        raise TaskNotTerminalError(
+            f"task {task.task_id} is {task.status!r}, not terminal",
+            task_id=task.task_id,
+            status=task.status,
+        )
 
     async def result(self, task_id: str) -> mcp_types.CallToolResult:
         """Poll the task to its end and return the tool's result (see `outcome`).
@@ -376,7 +387,7 @@ class ExtensionTasks(TaskAdapter[ExtensionTask]):
         Input requests are not answered here: a task that needs input waits for
         `update`, which another task of yours must send.
         """
-        from .._bridge import iterate
+        from .._bridges import iterate
 
         final: ExtensionTask | None = None
         async for state in iterate(self.poll(task_id)):
@@ -404,13 +415,9 @@ def _first_problem(error: ValidationError) -> str:
     return f"{where}: {first['msg']}"
 
 
-def _check_timeout(value: object) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"`read_timeout_seconds` must be a number of seconds, got {value!r}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"`read_timeout_seconds` must be finite and > 0, got {value!r}")
+def _check_timeout(value: float | None) -> None:
+    if value is not None:
+        check_seconds(value, name="read_timeout_seconds")
 
 
 # -- 2025-11-25 tasks through an mcp 2.x session ---------------------------------------------
@@ -451,8 +458,8 @@ class CoreTasks(TaskAdapter[mcp_types.Task]):
             ``read_timeout_seconds`` is private to it); None waits as long as it takes.
 
     Raises:
-        TypeError: If ``read_timeout_seconds`` is neither None nor a number.
-        ValueError: If ``read_timeout_seconds`` is not positive and finite.
+        ArgumentTypeError: If ``read_timeout_seconds`` is neither None nor a number.
+        ArgumentError: If ``read_timeout_seconds`` is not positive and finite.
     """
 
     def __init__(
@@ -475,11 +482,11 @@ class CoreTasks(TaskAdapter[mcp_types.Task]):
         """Call a tool as a task (``tools/call`` with ``params.task``); return the task id.
 
         Raises:
-            RuntimeError: Without a ``dispatcher`` (see the class).
+            ArgumentError: Without a ``dispatcher`` (see the class).
             TaskNotCreatedError: If the server answered with a plain tool result.
         """
         if self.dispatcher is None:
-            raise RuntimeError(
+            raise ArgumentError(
                 "mcp 2.x rejects the CreateTaskResult of a 2025-11-25 task in tools/call"
                 " (python-sdk#3161). Build the ClientSession with dispatcher=JSONRPCDispatcher"
                 "(read, write) and pass the same dispatcher to CoreTasks(..., dispatcher=...)"

@@ -7,15 +7,16 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from reactivex import Observable, abc
 
-from ._errors import PollManyError
-from ._observable import Poller
-from ._runtime import AwaitCall, Runtime, resolve_scheduler
-from ._status import logger, task_id_of, validate_interval_ms
+from .._core._errors import PollManyError
+from .._core._status import logger, task_id_of
+from .._core._validate import check_count, check_ms
+from .._runtime import AwaitCall, Runtime, resolve_scheduler
+from .fused import Poller
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
 
-    from ._policy import PollPolicy
+    from .policy import PollPolicy
 
 __all__ = ["poll_many"]
 
@@ -66,7 +67,10 @@ def poll_many(
         An observable of every task's results.
 
     Raises:
-        ValueError: If ``max_in_flight`` is not None or an int >= 1.
+        ArgumentTypeError: If ``default_interval_ms`` is not a number or ``max_in_flight``
+            not None or an int.
+        ArgumentError: If ``default_interval_ms`` is negative, NaN or infinite, or
+            ``max_in_flight`` is less than 1.
 
     Example:
         >>> ids = [await tasks.start("work", {"n": n}) for n in range(100)]
@@ -75,7 +79,7 @@ def poll_many(
         ...     async for task in results:
         ...         print(task.taskId, task.status)
     """
-    default_ms = validate_interval_ms(default_interval_ms, name="default_interval_ms")
+    default_ms = check_ms(default_interval_ms, name="default_interval_ms")
     _check_max_in_flight(max_in_flight)
 
     def subscribe(
@@ -91,9 +95,9 @@ def poll_many(
     return Observable(subscribe)
 
 
-def _check_max_in_flight(value: object) -> None:
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-        raise ValueError(f"`max_in_flight` must be None or an int >= 1, got {value!r}")
+def _check_max_in_flight(value: int | None) -> None:
+    if value is not None:
+        check_count(value, name="max_in_flight", least=1)
 
 
 class _Member(abc.ObserverBase[T], Generic[T]):
@@ -183,7 +187,7 @@ class _Group(abc.DisposableBase, Generic[T]):
         self._seen.add(task_id)
         poller = Poller(
             _Member(self, task_id),
-            timers=self._timers,
+            scheduler=self._timers,
             runtime=self._runtime,
             get_task=self._get_task,
             task_id=task_id,
@@ -193,7 +197,7 @@ class _Group(abc.DisposableBase, Generic[T]):
         )
         self._pollers[task_id] = poller
         if self._listening:
-            poller.accept_pushes()
+            poller.race_pushes()
         poller.start(None)
 
     def task_ended(self, task_id: str, error: Exception | None) -> None:
@@ -237,7 +241,7 @@ class _Group(abc.DisposableBase, Generic[T]):
         task_id = task_id_of(result)
         poller = self._pollers.get(task_id) if isinstance(task_id, str) else None
         if poller is not None:
-            poller.push(result)
+            poller.race_pushes().push(result)
 
     def _on_push_error(self, error: Exception) -> None:
         logger.warning("poll_many: notifications failed (%r); polling goes on", error)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import math
 import random
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from .._core._errors import ArgumentError
+from .._core._validate import check_count, check_fraction, check_ms
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -28,26 +30,9 @@ def is_not_found(error: BaseException) -> bool:
     return code == NOT_FOUND_CODE
 
 
-def _check_ms(value: object, name: str, *, positive: bool = False) -> None:
-    if value is None:
-        return
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"`{name}` must be a number of milliseconds, got {value!r}")
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        bound = "> 0" if positive else ">= 0"
-        raise ValueError(f"`{name}` must be a finite number of milliseconds {bound}, got {value!r}")
-
-
-def _check_attempts(value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"`attempts` must be an int, got {value!r}")
-    if value < 0:
-        raise ValueError(f"`attempts` must be >= 0, got {value}")
-
-
-def _check_jitter(value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise ValueError(f"`jitter` must be a number between 0 and 1, got {value!r}")
+def _check_ms(value: float | None, name: str, *, positive: bool = False) -> None:
+    if value is not None:
+        check_ms(value, name=name, positive=positive)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -80,15 +65,15 @@ class Retry:
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        _check_attempts(self.attempts)
+        check_count(self.attempts, name="attempts", least=0)
         _check_ms(self.backoff_ms, "backoff_ms", positive=True)
         _check_ms(self.max_backoff_ms, "max_backoff_ms", positive=True)
         if self.max_backoff_ms < self.backoff_ms:
-            raise ValueError(
+            raise ArgumentError(
                 f"`max_backoff_ms` ({self.max_backoff_ms}) must be >= `backoff_ms`"
                 f" ({self.backoff_ms})"
             )
-        _check_jitter(self.jitter)
+        check_fraction(self.jitter, name="jitter")
 
     def is_transient(self, error: Exception) -> bool:
         """Tell whether ``error`` may be retried."""
@@ -152,7 +137,7 @@ class PollPolicy:
             and self.max_interval_ms is not None
             and self.min_interval_ms > self.max_interval_ms
         ):
-            raise ValueError(
+            raise ArgumentError(
                 f"`min_interval_ms` ({self.min_interval_ms}) must not exceed"
                 f" `max_interval_ms` ({self.max_interval_ms})"
             )

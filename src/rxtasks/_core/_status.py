@@ -21,7 +21,6 @@ __all__ = [
     "remaining_ttl_s",
     "task_id_of",
     "updated_at_of",
-    "validate_interval_ms",
 ]
 
 logger = logging.getLogger("rxtasks")
@@ -54,27 +53,6 @@ def is_terminal(status: str) -> bool:
         (True, False)
     """
     return status in TERMINAL_STATUSES
-
-
-def validate_interval_ms(value: object, *, name: str) -> float:
-    """Check a caller-supplied interval in milliseconds and return it.
-
-    Args:
-        value: The interval, in milliseconds.
-        name: The argument's name, for the error message.
-
-    Returns:
-        The interval, unchanged.
-
-    Raises:
-        TypeError: If ``value`` is not an ``int`` or ``float`` (``bool`` is not accepted).
-        ValueError: If ``value`` is negative, NaN or infinite.
-    """
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise TypeError(f"`{name}` must be a number of milliseconds, got {value!r}")
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"`{name}` must be a finite number of milliseconds >= 0, got {value!r}")
-    return value
 
 
 def _field(result: object, name: str) -> object:

@@ -3,6 +3,8 @@
 Hierarchy::
 
     RxTasksError                    base of every rxtasks error
+    ├── ArgumentError               a bad argument or option (also a ValueError)
+    │   └── ArgumentTypeError       one of the wrong type (also a TypeError)
     ├── InvalidResultError          get_task returned something that is not a task result
     │                               (also a TypeError)
     ├── SchedulerError              no scheduler that can run get_task, or one used wrongly
@@ -13,12 +15,19 @@ Hierarchy::
     ├── StreamError                 a bridge cannot deliver what the pipeline produced
     │   ├── BufferOverflowError     open_stream's bounded buffer filled up
     │   ├── StalledError            iterate()'s pipeline waits on work iterate() cannot drive
-    │   └── StreamClosedError       open_stream's iterator read after its block ended
-    │                               (also an anyio.ClosedResourceError)
+    │   ├── StreamClosedError       open_stream's iterator read after its block ended
+    │   │                           (also an anyio.ClosedResourceError)
+    │   └── IteratorBusyError       iterate()'s iterator read by two tasks at once
+    │                               (also a RuntimeError)
     ├── TaskError                   a task ended without its result (rxtasks.mcp)
     │   ├── TaskFailedError         it ended `failed`
     │   └── TaskCancelledError      it ended `cancelled`
+    ├── TaskNotTerminalError        an outcome asked of a task that has not ended
+    │                               (also a ValueError)
     └── TaskNotCreatedError         the server answered tools/call without creating a task
+
+Every error rxtasks raises itself is in this tree; errors of ``get_task`` (and of the MCP
+SDKs and the network underneath) are passed on as they are.
 
 Errors raised by ``get_task`` itself (the MCP SDK's errors, network errors) are never
 wrapped: they reach ``on_error`` and ``async for`` as the same exception object.
@@ -35,8 +44,11 @@ if TYPE_CHECKING:
     from datetime import datetime
 
 __all__ = [
+    "ArgumentError",
+    "ArgumentTypeError",
     "BufferOverflowError",
     "InvalidResultError",
+    "IteratorBusyError",
     "PollManyError",
     "PollTimeoutError",
     "RxTasksError",
@@ -49,11 +61,20 @@ __all__ = [
     "TaskExpiredError",
     "TaskFailedError",
     "TaskNotCreatedError",
+    "TaskNotTerminalError",
 ]
 
 
 class RxTasksError(Exception):
     """Base class of every error that rxtasks raises itself."""
+
+
+class ArgumentError(RxTasksError, ValueError):
+    """Raised for an argument or option out of range; the message names it and the range."""
+
+
+class ArgumentTypeError(ArgumentError, TypeError):
+    """Raised for an argument of the wrong type; the message names it and the type."""
 
 
 class InvalidResultError(RxTasksError, TypeError):
@@ -194,6 +215,15 @@ class StreamClosedError(StreamError, anyio.ClosedResourceError):
     """
 
 
+class IteratorBusyError(StreamError, RuntimeError):
+    """Raised by ``iterate()``'s iterator when a second task reads it while one does.
+
+    The pull bridge runs the pipeline in the reading task; two readers would run it twice.
+    Read it from one task, or share the items through ``open_stream``, whose iterator
+    several tasks may read at once.
+    """
+
+
 class TaskError(RxTasksError):
     """Base class of the errors for a task that ended without its result.
 
@@ -238,6 +268,20 @@ class TaskCancelledError(TaskError):
 
     def __init__(self, message: str, *, task_id: str, final: object) -> None:
         super().__init__(message, task_id=task_id, status="cancelled", final=final)
+
+
+class TaskNotTerminalError(RxTasksError, ValueError):
+    """Raised when a task's outcome is asked of a state that is not terminal.
+
+    Attributes:
+        task_id: The task.
+        status: Its status in that state.
+    """
+
+    def __init__(self, message: str, *, task_id: str, status: object) -> None:
+        super().__init__(message)
+        self.task_id = task_id
+        self.status = status
 
 
 class TaskNotCreatedError(RxTasksError):

@@ -10,11 +10,12 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, Self, TypeVar
 
 import anyio
 
-from ._errors import BufferOverflowError, StreamClosedError
+from ._core._errors import ArgumentError, BufferOverflowError, IteratorBusyError, StreamClosedError
+from ._core._status import ResultReader
+from ._core._validate import check_count, check_ms
 from ._runtime import AnyioScheduler, PullScheduler
 from ._runtime._inbox import Inbox
 from ._runtime._loop import LoopBinding
-from ._status import ResultReader, validate_interval_ms
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -55,7 +56,7 @@ class ObservableIterator(AsyncIterator[T]):
             return items.popleft()
         if not sink.done:
             if self._running:
-                raise RuntimeError("anext(): the iterator is already running in another task")
+                raise IteratorBusyError("anext(): the iterator is being read by another task")
             self._running = True
             try:
                 scheduler = self._scheduler
@@ -261,7 +262,7 @@ def poll_until_terminal(
         working
         completed
     """
-    default_ms = validate_interval_ms(default_interval_ms, name="default_interval_ms")
+    default_ms = check_ms(default_interval_ms, name="default_interval_ms")
     return _PollIterator(get_task, task_id, default_ms)
 
 
@@ -292,7 +293,7 @@ class _PollIterator(ObservableIterator[T]):
         if self._done:
             raise StopAsyncIteration
         if self._running:
-            raise RuntimeError("anext(): the iterator is already running in another task")
+            raise IteratorBusyError("anext(): the iterator is being read by another task")
         self._running = True
         try:
             loop = self._loop
@@ -360,15 +361,15 @@ async def open_stream(
         An async iterator of the observable's items.
 
     Raises:
-        ValueError: If ``buffer`` is not ``None``, ``"latest"`` or an int >= 1.
+        ArgumentTypeError: If ``buffer`` is not ``None``, ``"latest"`` or an int.
+        ArgumentError: If ``buffer`` is another string, or an int less than 1.
 
     Example:
         >>> async with rxtasks.open_stream(rxtasks.poll(get_task, "t1")) as tasks:
         ...     async for task in tasks:
         ...         print(task.status)
     """
-    if not (buffer is None or buffer == "latest" or (type(buffer) is int and buffer >= 1)):
-        raise ValueError(f'`buffer` must be None, "latest" or an int >= 1, got {buffer!r}')
+    _check_buffer(buffer)
     async with AnyioScheduler() as scheduler:
         stream = _PushStream[T](buffer, scheduler)
         stream.subscription = observable.subscribe(
@@ -382,6 +383,14 @@ async def open_stream(
         finally:
             stream.close()
             scheduler.cancel()
+
+
+def _check_buffer(buffer: object) -> None:
+    if buffer is None or buffer == "latest":
+        return
+    if isinstance(buffer, str):
+        raise ArgumentError(f'`buffer` must be None, "latest" or an int >= 1, got {buffer!r}')
+    check_count(buffer, name="buffer", least=1)
 
 
 class _PushStream(AsyncIterator[T]):
