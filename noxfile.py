@@ -77,9 +77,25 @@ def types_mcp2(session: nox.Session) -> None:
 # all (which proves the core never needs it); `tests_mcp1` and `tests_mcp2` add one SDK each.
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The test suite on asyncio, uvloop and trio, without mcp installed."""
+    """The test suite on asyncio, uvloop and trio, without mcp installed; the core's coverage.
+
+    Branch coverage of the core (everything but rxtasks.mcp and rxtasks.cli, which the SDK
+    sessions test) must stay at or above the floor in pyproject.toml. Then the asyncio
+    tests run once more in asyncio's debug mode, which reports coroutines never awaited,
+    callbacks that block the loop and resources left open.
+    """
     install_groups(session, "test")
-    session.run("pytest", "-m", "not soak and not mcp1 and not mcp2", *session.posargs)
+    marks = "not soak and not mcp1 and not mcp2"
+    session.run("coverage", "run", "-m", "pytest", "-m", marks, *session.posargs)
+    session.run("coverage", "report")
+    session.run(
+        "pytest",
+        "-m",
+        marks,
+        "-k",
+        "asyncio and not uvloop",
+        env={"PYTHONASYNCIODEBUG": "1"},
+    )
 
 
 @nox.session
@@ -118,12 +134,16 @@ def soak(session: nox.Session) -> None:
 
 @nox.session
 def stress(session: nox.Session) -> None:
-    """The randomized interleaving test, 2,000 examples per backend (`-- N` for N; not in CI)."""
+    """The randomized interleavings and the model equality, 2,000 examples each (`-- N`).
+
+    Not in CI, which runs a bounded number of both.
+    """
     install_groups(session, "test")
     examples = session.posargs[0] if session.posargs else "2000"
     session.run(
         "pytest",
         "tests/test_interleavings.py",
+        "tests/test_equality.py",
         "--timeout=3600",  # the per-test limit is for the suite; this run is long on purpose
         env={"RXTASKS_STRESS_EXAMPLES": examples},
     )

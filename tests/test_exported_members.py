@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
+from importlib import import_module
+from importlib.util import find_spec
 from types import ModuleType
+
+import pytest
 
 import rxtasks
 
@@ -36,3 +41,32 @@ def test_core_does_not_import_mcp() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert output.strip() == "False"
+
+
+def _public_modules() -> list[str]:
+    """Every public module this environment can import: the SDK ones where installed."""
+    names = ["rxtasks", "rxtasks.testing", "rxtasks.mcp", "rxtasks.cli"]
+    if find_spec("mcp") is not None:
+        names.append(
+            "rxtasks.mcp.sdk2" if find_spec("mcp_types") is not None else "rxtasks.mcp.sdk1"
+        )
+    return names
+
+
+@pytest.mark.parametrize("name", _public_modules())
+def test_every_public_module_declares_its_api(name: str) -> None:
+    """Each public module's __all__ is sorted, unique, and names what it defines, all of it."""
+    module = import_module(name)
+    exported: list[str] = module.__all__
+    assert exported == sorted(exported, key=lambda n: (not n.isupper(), n)), name
+    assert len(set(exported)) == len(exported), name
+    for member in exported:
+        assert hasattr(module, member), f"{name}.{member}"
+    defined = {
+        attribute
+        for attribute, value in vars(module).items()
+        if not attribute.startswith("_")
+        and (inspect.isclass(value) or inspect.isfunction(value))
+        and value.__module__ == module.__name__
+    }
+    assert defined <= set(exported), f"{name} defines but does not export {defined - set(exported)}"

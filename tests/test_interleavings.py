@@ -658,18 +658,8 @@ class Trial:
         raised = 0
         for index in range(self.schedule.readers):
             outcome = self.outcomes.get(index, "no outcome")
-            if outcome == "stop":  # after the stream's end, or `aclose` (iterate)
-                fine = (natural and error is None) or self.aclosed
-            elif outcome == "closed":
-                fine = bridge == "open_stream" and self.early
-            elif outcome == "cancelled":
-                fine = index == 0 and (self.cut or (bridge == "open_stream" and self.early))
-            elif isinstance(outcome, Exception):  # every reader raises the stream's error
-                raised += 1
-                fine = natural and outcome is error
-            else:  # never read: the block was cancelled before it opened
-                fine = not self.opened
-            if not fine:
+            raised += isinstance(outcome, Exception)
+            if not self._reader_ended_well(index, outcome, natural, error):
                 self.violations[f"readers/{bridge}"].append(
                     f"reader {index}: {outcome!r} (stream ended by itself: {natural},"
                     f" with {error!r}; left early: {self.early}; cancelled: {self.cut})"
@@ -686,6 +676,21 @@ class Trial:
                         f"reader {index} ended {at - over} s after the stream or its block"
                         f" did ({self.outcomes[index]!r})"
                     )
+
+    def _reader_ended_well(
+        self, index: int, outcome: object, natural: bool, error: Exception | None
+    ) -> bool:
+        """Whether one reader's end is the documented one for how the iterator ended."""
+        open_stream = self.schedule.bridge == "open_stream"
+        if outcome == "stop":  # after the stream's end, or `aclose` (iterate)
+            return (natural and error is None) or self.aclosed
+        if outcome == "closed":
+            return open_stream and self.early
+        if outcome == "cancelled":
+            return index == 0 and (self.cut or (open_stream and self.early))
+        if isinstance(outcome, Exception):  # every reader raises the stream's error
+            return natural and outcome is error
+        return not self.opened  # never read: the block was cancelled before it opened
 
     def _check_items(self) -> None:
         """The readers got what the pipeline emitted, in order; a prefix if left early."""

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import assert_type
+from typing import TYPE_CHECKING, assert_type
 
 from reactivex import Observable
 
 import rxtasks
+
+if TYPE_CHECKING:
+    from rxtasks.mcp._common import TaskAdapter
 
 
 @dataclass
@@ -37,3 +40,25 @@ async def check() -> None:
         assert_type(scheduler, rxtasks.AnyioScheduler)
         assert_type(scheduler.statistics().timers_pending, int)
     assert_type(rxtasks.is_terminal("working"), bool)
+
+
+async def get_status(task_id: str, verbose: bool) -> MyResult:
+    """An async function of more than one argument."""
+    return MyResult("completed", None)
+
+
+def check_model_and_policies(adapter: TaskAdapter[MyResult]) -> None:
+    """The model, poll_many, policies and adapters keep the result type too."""
+    assert_type(rxtasks.server_timer(get_task, "t"), Observable[MyResult])
+    policy = rxtasks.PollPolicy(min_interval_ms=100, retry=rxtasks.Retry(attempts=5))
+    assert_type(rxtasks.server_timer(get_task, "t", 250, policy=policy), Observable[MyResult])
+    model = rxtasks.server_timer(get_task, "t").pipe(rxtasks.until_terminal())
+    assert_type(model, Observable[MyResult])
+    assert_type(rxtasks.poll_many(get_task, ["a", "b"], max_in_flight=4), Observable[MyResult])
+    assert_type(rxtasks.poll(get_task, "t", policy=policy), Observable[MyResult])
+    assert_type(policy.clamp(0.5), float)
+    # from_async keeps its arguments' types: a wrong one is a type error.
+    assert_type(rxtasks.from_async(get_status, "t", True), Observable[MyResult])
+    rxtasks.from_async(get_status, "t", "yes")  # type: ignore[arg-type]  # pyright: ignore[reportArgumentType]
+    assert_type(adapter.poll("t", policy=policy), Observable[MyResult])
+    assert_type(adapter.poll_many(["a"], max_in_flight=2), Observable[MyResult])

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import anyio
 
 from .._core._errors import StalledError
-from ._await import RUNNING, AwaitCall, is_foreign_cancellation
+from ._await import AwaitCall
 from ._base import LoopScheduler, ThreadHop
 
 if TYPE_CHECKING:
@@ -128,55 +128,27 @@ class PullScheduler(LoopScheduler):
         Raises:
             StalledError: If nothing is queued and ``ready()`` is still false.
         """
-        # Every poll passes here: the plain await and the due timer are inlined (one
-        # coroutine frame less on each suspension); the rest is in helpers.
         awaits = self._awaits
         timers = self._timers
-        deliver = self._deliver_fn
         while True:
             if awaits:
-                call = awaits.popleft()
-                if timers.live or self._pushes or call.protect_s is not None:
-                    await self._run_await(call)
-                elif call.begin(None):
-                    try:
-                        result = await call.func()
-                    except Exception as exc:  # noqa: BLE001 -- the outcome, to on_error
-                        call.fail(exc, deliver)
-                    except BaseException as exc:
-                        if call.state is RUNNING and is_foreign_cancellation(exc):
-                            call.fail(exc, deliver)
-                        else:
-                            call.end_cancelled()
-                            raise
-                    else:
-                        call.succeed(result, deliver)
-                if ready():
-                    return
-                continue
-            due = timers.next_due()
-            if due is None:
-                if ready():  # the subscription emitted or ended as it was made
-                    return
+                await self._run_await(awaits.popleft())
+            elif timers.next_due() is not None:
+                await self._run_timer()
+            elif not ready():  # else the subscription emitted or ended as it was made
                 raise StalledError(
                     "iterate(): the observable has not completed and no work is queued on"
                     " iterate()'s scheduler: it waits on something iterate() cannot drive (a"
                     " subject fed by another task, a source bound to another scheduler,"
                     " never()); use `async with rxtasks.open_stream(observable) as items:`"
                 )
-            if due == -math.inf:  # an immediate timer: every poll at interval 0
-                await self._loop.sleep(0)  # a checkpoint, as the SDK's loop sleeps 0
-                entry = timers.pop_immediate()
-                if entry is not None:
-                    entry.run(self)
-            else:
-                await self._run_timer()
             if ready():
                 return
 
     async def _run_await(self, call: AwaitCall[Any]) -> None:
-        """Run a call that something may have to cut short: shielded, raced, or bare."""
-        if call.protect_s is not None:  # shielded cleanup: nothing to race
+        """Run a call: bare, or, if something may cut it short, raced or interruptible."""
+        if call.protect_s is not None or not (self._timers.live or self._pushes):
+            # Shielded cleanup, or nothing to race (no timer queued, no pushes): bare.
             if call.begin(None):
                 await call.run(self._deliver_fn)
         elif self._timers.live:
@@ -209,7 +181,11 @@ class PullScheduler(LoopScheduler):
                 await self._run_timer()
 
     async def _run_timer(self) -> None:
-        """Run the first timer when it is due, unless the wait for it is cut short."""
+        """Run the first timer when it is due, unless the wait for it is cut short.
+
+        Every timer, even one already due, waits at least one checkpoint, so that a poll
+        interval of 0 still lets the rest of the program run between polls.
+        """
         timers = self._timers
         due = timers.next_due()
         if due is None:

@@ -51,6 +51,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_TIMEOUT",
     "EXIT_USAGE",
+    "build_parser",
     "main",
     "run",
 ]

@@ -303,14 +303,22 @@ def explain(error: BaseException, options: Options) -> str | None:
             return f"{server} answered HTTP {leaf.response.status_code}; is it an MCP endpoint?"
         if isinstance(leaf, httpx2.HTTPError):
             return f"the connection to {server} failed: {leaf!r}"
-        if isinstance(leaf, MCPError):
-            if leaf.code == mcp_types.REQUEST_TIMEOUT:
-                return f"no answer from {server}: {leaf.message}"
-            return f"{server} answered an error: {leaf.message} (code {leaf.code})"
-        if isinstance(leaf, InvalidResultError):
-            return f"{server} cannot be used: {leaf}"
-        if isinstance(leaf, ValidationError):
-            return f"{server} answered a malformed result: {leaf.error_count()} problem(s)"
-        if isinstance(leaf, TimeoutError):
-            return f"no answer from {server} in time"
+        unusable = _unusable(leaf, server)
+        if unusable is not None:
+            return unusable
+    return None
+
+
+def _unusable(leaf: BaseException, server: str) -> str | None:
+    """Say why the server could not be used, if ``leaf`` tells."""
+    if isinstance(leaf, MCPError):
+        if leaf.code == mcp_types.REQUEST_TIMEOUT:
+            return f"no answer from {server}: {leaf.message}"
+        return f"{server} answered an error: {leaf.message} (code {leaf.code})"
+    if isinstance(leaf, InvalidResultError):
+        return f"{server} cannot be used: {leaf}"
+    if isinstance(leaf, ValidationError):
+        return f"{server} answered a malformed result: {leaf.error_count()} problem(s)"
+    if isinstance(leaf, TimeoutError):
+        return f"no answer from {server} in time"
     return None

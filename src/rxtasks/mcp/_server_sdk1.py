@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
     from mcp.server.experimental.task_context import ServerTaskContext
 
+    #: A tool's work, as the SDK's ``run_task`` takes it.
+    _Work = Callable[[ServerTaskContext], Awaitable[types.CallToolResult]]
+
 __all__ = ["build_core_server"]
 
 _interval_ms: ContextVar[int | None] = ContextVar("rxtasks_interval_ms", default=None)
@@ -110,7 +113,7 @@ _TOOLS = [
 async def _finish(
     task: ServerTaskContext,
     store: InMemoryTaskStore,
-    work: Callable[[ServerTaskContext], Awaitable[types.CallToolResult]],
+    work: _Work,
 ) -> types.CallToolResult:
     """Run the work; if the task ended from outside meanwhile (cancelled), end quietly.
 
@@ -131,6 +134,78 @@ async def _finish(
         raise error
     assert result is not None
     return result
+
+
+def _work(
+    arguments: dict[str, Any],
+) -> _Work:
+    steps = int(arguments.get("steps", 3))
+    step_ms = int(arguments.get("step_ms", 100))
+
+    async def work(task: ServerTaskContext) -> types.CallToolResult:
+        for i in range(1, steps + 1):
+            await anyio.sleep(step_ms / 1000)
+            await task.update_status(f"step {i}/{steps}")
+            if is_terminal(task.task.status):  # cancelled meanwhile
+                return _text("stopped")
+        return _text(f"done after {steps} steps")
+
+    return work
+
+
+def _fail(
+    arguments: dict[str, Any],
+) -> _Work:
+    after_ms = int(arguments.get("after_ms", 100))
+    message = str(arguments.get("message", "it broke"))
+
+    async def work(task: ServerTaskContext) -> types.CallToolResult:
+        await anyio.sleep(after_ms / 1000)
+        raise RuntimeError(message)  # run_task fails the task with this message
+
+    return work
+
+
+def _wait_cancel(
+    arguments: dict[str, Any],
+) -> _Work:
+    tick_ms = int(arguments.get("tick_ms", 50))
+
+    async def work(task: ServerTaskContext) -> types.CallToolResult:
+        tick = 0
+        while not is_terminal(task.task.status):
+            await anyio.sleep(tick_ms / 1000)
+            tick += 1
+            await task.update_status(f"tick {tick}")  # also refreshes task.task
+        return _text("cancelled")
+
+    return work
+
+
+def _ask(
+    arguments: dict[str, Any],
+) -> _Work:
+    question = str(arguments.get("question", "What is your name?"))
+
+    async def work(task: ServerTaskContext) -> types.CallToolResult:
+        await task.update_status("asking")
+        answer = await task.elicit(
+            message=question,
+            requestedSchema={
+                "type": "object",
+                "properties": {"answer": {"type": "string"}},
+                "required": ["answer"],
+            },
+        )
+        await task.update_status("answered")
+        value = (answer.content or {}).get("answer") if answer.action == "accept" else None
+        return _text(f"answer: {value}")
+
+    return work
+
+
+#: Each tool's work, made from its arguments.
+_WORKS = {"work": _work, "fail": _fail, "wait_cancel": _wait_cancel, "ask": _ask}
 
 
 def build_core_server(name: str = "rxtasks-demo-2025-11-25") -> Server[Any, Any]:
@@ -154,59 +229,11 @@ def build_core_server(name: str = "rxtasks-demo-2025-11-25") -> Server[Any, Any]
     async def call_tool(name: str, arguments: dict[str, Any]) -> types.CreateTaskResult:
         ctx = server.request_context
         ctx.experimental.validate_task_mode(types.TASK_REQUIRED)
-        interval: int | None = None
-
-        if name == "work":
-            steps = int(arguments.get("steps", 3))
-            step_ms = int(arguments.get("step_ms", 100))
-            interval = int(arguments.get("interval_ms", 200))
-
-            async def work(task: ServerTaskContext) -> types.CallToolResult:
-                for i in range(1, steps + 1):
-                    await anyio.sleep(step_ms / 1000)
-                    await task.update_status(f"step {i}/{steps}")
-                    if is_terminal(task.task.status):  # cancelled meanwhile
-                        return _text("stopped")
-                return _text(f"done after {steps} steps")
-
-        elif name == "fail":
-            after_ms = int(arguments.get("after_ms", 100))
-            message = str(arguments.get("message", "it broke"))
-
-            async def work(task: ServerTaskContext) -> types.CallToolResult:
-                await anyio.sleep(after_ms / 1000)
-                raise RuntimeError(message)  # run_task fails the task with this message
-
-        elif name == "wait_cancel":
-            tick_ms = int(arguments.get("tick_ms", 50))
-
-            async def work(task: ServerTaskContext) -> types.CallToolResult:
-                tick = 0
-                while not is_terminal(task.task.status):
-                    await anyio.sleep(tick_ms / 1000)
-                    tick += 1
-                    await task.update_status(f"tick {tick}")  # also refreshes task.task
-                return _text("cancelled")
-
-        elif name == "ask":
-            question = str(arguments.get("question", "What is your name?"))
-
-            async def work(task: ServerTaskContext) -> types.CallToolResult:
-                await task.update_status("asking")
-                answer = await task.elicit(
-                    message=question,
-                    requestedSchema={
-                        "type": "object",
-                        "properties": {"answer": {"type": "string"}},
-                        "required": ["answer"],
-                    },
-                )
-                await task.update_status("answered")
-                value = (answer.content or {}).get("answer") if answer.action == "accept" else None
-                return _text(f"answer: {value}")
-
-        else:
+        make = _WORKS.get(name)
+        if make is None:
             raise ValueError(f"unknown tool {name!r}")
+        work = make(arguments)
+        interval = int(arguments.get("interval_ms", 200)) if name == "work" else None
 
         async def guarded(task: ServerTaskContext) -> types.CallToolResult:
             return await _finish(task, store, work)
