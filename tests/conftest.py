@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from importlib.util import find_spec
 from typing import TYPE_CHECKING, Any
 
-import anyio
 import looptime
 import pytest
 from trio.testing import MockClock
@@ -60,17 +59,14 @@ def anyio_backend(request: pytest.FixtureRequest) -> AnyioBackend:
 
 @dataclass(frozen=True)
 class VirtualClock:
-    """The running test's virtual clock; request the ``virtual_time`` fixture to get one."""
+    """A marker: the test asserts exact times, so it runs only on a virtual clock.
+
+    Request the ``virtual_time`` fixture to get one. Read the time with
+    ``anyio.current_time()`` (rounded to the microsecond where sums of floats meet:
+    ten ``anyio.sleep(0.1)`` on a MockClock end at 0.9999999999999999).
+    """
 
     backend: str
-
-    def now(self) -> float:
-        """Return the current virtual time in seconds (0 at test start), to the microsecond.
-
-        Rounding matches looptime's resolution and hides trio's float sums: ten
-        ``anyio.sleep(0.1)`` on a MockClock end at 0.9999999999999999.
-        """
-        return round(anyio.current_time(), 6)
 
 
 _REAL_CLOCK_BACKENDS = frozenset({"asyncio+uvloop"})

@@ -88,7 +88,7 @@ async def test_yields_every_result_at_the_server_pace(virtual_time: VirtualClock
 async def test_interval_counts_from_the_response(virtual_time: VirtualClock) -> None:
     """Latency does not shorten the interval: at most one call in flight, never early."""
     server = FakeTaskServer(
-        {"t": steps("working", "working", "completed", interval_ms=100, latency=0.5)}
+        {"t": steps("working", "working", "completed", interval_ms=100, latency_ms=500)}
     )
     await collect(rxtasks.poll_until_terminal(server.get_task, "t"))
     assert [(round(c.started, 6), round(c.finished or -1, 6)) for c in server.calls] == [
@@ -207,7 +207,7 @@ async def test_result_without_status_is_an_error(virtual_time: VirtualClock) -> 
 async def test_cancelling_the_consumer_cancels_the_call(virtual_time: VirtualClock) -> None:
     """A consumer cancelled during an in-flight get_task cancels that call."""
     server = FakeTaskServer(
-        {"t": [Step("working", 100), Step("working", latency=60), Step("completed")]}
+        {"t": [Step("working", 100), Step("working", latency_ms=60000), Step("completed")]}
     )
     results = rxtasks.poll_until_terminal(server.get_task, "t")
     with anyio.move_on_after(5):
@@ -233,7 +233,7 @@ async def test_break_leaves_no_work_behind(virtual_time: VirtualClock) -> None:
 def test_break_without_aclose_is_silent_at_shutdown(caplog: pytest.LogCaptureFixture) -> None:
     """Abandoning the iterator logs nothing at gc or loop shutdown, on asyncio and trio."""
     server = FakeTaskServer(
-        {"t": steps("working", "working", "completed", interval_ms=100, latency=0.01)}
+        {"t": steps("working", "working", "completed", interval_ms=100, latency_ms=10)}
     )
 
     async def main() -> None:
@@ -261,7 +261,7 @@ async def test_aclose_stops_iteration(virtual_time: VirtualClock) -> None:
 
 async def test_concurrent_anext_is_refused(virtual_time: VirtualClock) -> None:
     """Two tasks cannot drive the same iterator at once, as with async generators."""
-    server = FakeTaskServer({"t": [Step("working", latency=1), Step("completed")]})
+    server = FakeTaskServer({"t": [Step("working", latency_ms=1000), Step("completed")]})
     results = rxtasks.poll_until_terminal(server.get_task, "t")
     async with anyio.create_task_group() as tg:
         tg.start_soon(anext, results)
@@ -342,8 +342,10 @@ async def test_open_stream_merges_concurrent_polls(virtual_time: VirtualClock) -
     """Many tasks merged: each is polled at its own pace, concurrently."""
     server = FakeTaskServer(
         {
-            "a": steps("working", "working", "completed", interval_ms=300, latency=0.1),
-            "b": steps("working", "working", "working", "completed", interval_ms=100, latency=0.1),
+            "a": steps("working", "working", "completed", interval_ms=300, latency_ms=100),
+            "b": steps(
+                "working", "working", "working", "completed", interval_ms=100, latency_ms=100
+            ),
         }
     )
 
@@ -371,7 +373,7 @@ async def test_open_stream_error_is_the_same_object(virtual_time: VirtualClock) 
 async def test_leaving_open_stream_cancels_the_call_in_flight(virtual_time: VirtualClock) -> None:
     """Leaving the block disposes the subscription and cancels the in-flight call."""
     server = FakeTaskServer(
-        {"t": [Step("working", 500), Step("working", latency=60), Step("completed")]}
+        {"t": [Step("working", 500), Step("working", latency_ms=60000), Step("completed")]}
     )
     async with rxtasks.open_stream(rxtasks.poll(server.get_task, "t")) as results:
         await anext(results)

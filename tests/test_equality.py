@@ -62,7 +62,7 @@ class Case:
 # s), so that no two events tie by accident: a tie's order is a scheduler's choice, not
 # part of the model.
 _HINTS = st.sampled_from([None, 0, 50, 100, 250, -1, "fast", 10**8])
-_LATENCY = st.sampled_from([0.0, 0.0, 0.05, 0.3])
+_LATENCY_MS = st.sampled_from([0, 0, 50, 300])
 
 
 @st.composite
@@ -71,20 +71,20 @@ def steps(draw: st.DrawFn, *, latency: bool) -> tuple[Step, ...]:
     script: list[Step] = []
     for _ in range(draw(st.integers(0, 5))):
         kind = draw(st.sampled_from(["ok", "ok", "ok", "unknown", "error", "missing"]))
-        wait = draw(_LATENCY) if latency else 0.0
+        wait = draw(_LATENCY_MS) if latency else 0
         if kind == "error":
-            script.append(Step(error=ConnectionError("transient"), latency=wait))
+            script.append(Step(error=ConnectionError("transient"), latency_ms=wait))
         elif kind == "missing":
-            script.append(Step(MISSING, draw(_HINTS), latency=wait))
+            script.append(Step(MISSING, draw(_HINTS), latency_ms=wait))
         else:
             status = (
                 "paused"
                 if kind == "unknown"
                 else draw(st.sampled_from(["working", "input_required"]))
             )
-            script.append(Step(status, draw(_HINTS), latency=wait))
+            script.append(Step(status, draw(_HINTS), latency_ms=wait))
     final = draw(st.sampled_from(["completed", "failed", "cancelled"]))
-    script.append(Step(final, draw(_HINTS), latency=draw(_LATENCY) if latency else 0.0))
+    script.append(Step(final, draw(_HINTS), latency_ms=draw(_LATENCY_MS) if latency else 0))
     return tuple(script)
 
 

@@ -706,7 +706,7 @@ class Trial:
 def _step(answer: Answer) -> Step:
     """The fake server's step for an answer (a fresh error for each run)."""
     error = ConnectionError("transient fault") if answer.error else None
-    return Step(answer.status, answer.hint_ms, answer.latency, error)
+    return Step(answer.status, answer.hint_ms, answer.latency * 1000, error)
 
 
 def run_on(backend: str, main: Callable[[], Awaitable[None]]) -> None:

@@ -74,7 +74,7 @@ async def test_tasks_join_as_their_ids_arrive(virtual_time: VirtualClock) -> Non
 async def test_max_in_flight_bounds_calls_fairly(virtual_time: VirtualClock) -> None:
     """At most max_in_flight calls at once; first come, first served: nobody starves."""
     server = FakeTaskServer(
-        {f"t{i}": steps("working", "completed", interval_ms=0, latency=1.0) for i in range(6)}
+        {f"t{i}": steps("working", "completed", interval_ms=0, latency_ms=1000) for i in range(6)}
     )
     await collect(rxtasks.poll_many(server.get_task, [f"t{i}" for i in range(6)], max_in_flight=2))
     assert server.max_in_flight == 2
@@ -160,7 +160,7 @@ async def test_notifications_are_routed_by_id(virtual_time: VirtualClock) -> Non
 
 async def test_dispose_stops_every_task(virtual_time: VirtualClock) -> None:
     """Leaving the stream cancels calls in flight and stops all timers."""
-    server = FakeTaskServer({t: [Step("working", 100, latency=0.3)] for t in "abc"})
+    server = FakeTaskServer({t: [Step("working", 100, latency_ms=300)] for t in "abc"})
     async with rxtasks.open_stream(rxtasks.poll_many(server.get_task, "abc")) as results:
         for _ in range(4):
             await anext(results)

@@ -396,14 +396,14 @@ def test_core_abandoned_get_sends_no_cancel(core_backend: str) -> None:
 
 
 def test_core_read_timeout(core_backend: str) -> None:
-    """read_timeout_seconds bounds each tasks/get; it fails with MCPError, quietly."""
+    """read_timeout_ms bounds each tasks/get; it fails with MCPError, quietly."""
     written: list[Written] = []
     codes: list[int] = []
 
     async def body() -> None:
         async with core_tasks(written) as tasks:
             task_id = await tasks.start("work", {"steps": 1, "step_ms": 50})
-            hasty = CoreTasks(tasks.session, dispatcher=tasks.dispatcher, read_timeout_seconds=1e-6)
+            hasty = CoreTasks(tasks.session, dispatcher=tasks.dispatcher, read_timeout_ms=0.001)
             with pytest.raises(MCPError) as info:
                 await hasty.get_task(task_id)  # a process round trip takes far longer
             codes.append(info.value.code)
@@ -428,8 +428,8 @@ def test_core_read_timeout(core_backend: str) -> None:
 def test_core_read_timeout_must_be_a_positive_number(bad: object, error: type[Exception]) -> None:
     """A read timeout that is not a positive finite number is refused at once, by name."""
     send, receive = anyio.create_memory_object_stream[Any](1)
-    with send, receive, pytest.raises(error, match="read_timeout_seconds"):
-        CoreTasks(ClientSession(receive, send), read_timeout_seconds=bad)  # type: ignore[arg-type]
+    with send, receive, pytest.raises(error, match="read_timeout_ms"):
+        CoreTasks(ClientSession(receive, send), read_timeout_ms=bad)  # type: ignore[arg-type]
 
 
 async def test_core_start_without_dispatcher_says_why() -> None:

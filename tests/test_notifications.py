@@ -69,7 +69,9 @@ async def test_push_is_emitted_at_once_and_reschedules(virtual_time: VirtualCloc
 
 async def test_terminal_push_ends_without_another_call(virtual_time: VirtualClock) -> None:
     """A terminal push completes the stream and cancels the call in flight."""
-    server = FakeTaskServer({"t": [Step("working", 100), Step("working", latency=10)]}, epoch=T0)
+    server = FakeTaskServer(
+        {"t": [Step("working", 100), Step("working", latency_ms=10000)]}, epoch=T0
+    )
     subject = Subject[Any]()
     seen = await run_poll(server, subject, (0.5, pushed("t", "completed", 0.5)))
     assert [(t, s) for t, s, _ in seen] == [(0.0, "working"), (0.5, "completed")]
@@ -198,7 +200,7 @@ async def test_no_cancel_after_terminal_or_error(virtual_time: VirtualClock) -> 
 async def test_cancel_on_aclose_and_cancellation_not_on_break(virtual_time: VirtualClock) -> None:
     """The pull bridge sends it on aclose() and when cancelled; a bare break cannot."""
     server = FakeTaskServer(
-        {"t": [Step("working", 100), Step("working", 100, latency=5)]}, epoch=T0
+        {"t": [Step("working", 100), Step("working", 100, latency_ms=5000)]}, epoch=T0
     )
     cancel = Canceller()
     async with rxtasks.iterate(rxtasks.poll(server.get_task, "t", cancel_task=cancel)) as items:
@@ -218,7 +220,7 @@ async def test_cancel_on_aclose_and_cancellation_not_on_break(virtual_time: Virt
 async def test_failing_or_hanging_cancel_is_logged_not_raised(
     virtual_time: VirtualClock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Best effort: an error is logged; a hang is abandoned after CANCEL_TIMEOUT_S."""
+    """Best effort: an error is logged; a hang is abandoned after CANCEL_TIMEOUT_MS."""
     with caplog.at_level(logging.WARNING, logger="rxtasks"):
         for cancel in (Canceller(error=OSError("no route")), Canceller(hang=True)):
             server = FakeTaskServer(
@@ -230,6 +232,6 @@ async def test_failing_or_hanging_cancel_is_logged_not_raised(
             ) as results:
                 await anext(results)
             assert cancel.calls
-        assert anyio.current_time() - start == rxtasks.CANCEL_TIMEOUT_S
+        assert anyio.current_time() - start == rxtasks.CANCEL_TIMEOUT_MS / 1000
     assert "cancel_task failed: OSError('no route')" in caplog.text
     assert "abandoned" in caplog.text

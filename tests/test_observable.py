@@ -180,7 +180,7 @@ def test_poll_is_cold() -> None:
 async def test_poll_on_anyio_scheduler(virtual_time: VirtualClock) -> None:
     """The push observable on AnyioScheduler, exact in virtual time on both backends."""
     server = FakeTaskServer(
-        {"t": [Step("working", 250, latency=0.1), Step("completed", latency=0.1)]}
+        {"t": [Step("working", 250, latency_ms=100), Step("completed", latency_ms=100)]}
     )
     recorder = Recorder()
     async with AnyioScheduler() as scheduler:
@@ -194,7 +194,7 @@ async def test_poll_on_anyio_scheduler(virtual_time: VirtualClock) -> None:
 
 async def test_dispose_during_call_cancels_it(virtual_time: VirtualClock) -> None:
     """Disposing while get_task is in flight cancels it; no callback follows."""
-    server = FakeTaskServer({"t": [Step("working", 100), Step("completed", latency=10)]})
+    server = FakeTaskServer({"t": [Step("working", 100), Step("completed", latency_ms=10000)]})
     recorder = Recorder()
     async with AnyioScheduler() as scheduler:
         subscription = rxtasks.poll(server.get_task, "t").subscribe(recorder, scheduler=scheduler)
@@ -227,7 +227,7 @@ async def test_dispose_during_timer_drops_it(virtual_time: VirtualClock) -> None
 async def test_at_most_one_call_in_flight(virtual_time: VirtualClock) -> None:
     """Latency longer than the interval never overlaps calls."""
     server = FakeTaskServer(
-        {"t": steps("working", "working", "completed", interval_ms=10, latency=1.0)}
+        {"t": steps("working", "working", "completed", interval_ms=10, latency_ms=1000)}
     )
     async with AnyioScheduler() as scheduler:
         rxtasks.poll(server.get_task, "t").subscribe(scheduler=scheduler)
@@ -238,7 +238,7 @@ async def test_at_most_one_call_in_flight(virtual_time: VirtualClock) -> None:
 
 async def test_timeout_operator_races_the_call(virtual_time: VirtualClock) -> None:
     """Reactivex's timeout runs on the same clock and cancels the hanging call."""
-    server = FakeTaskServer({"t": [Step("working", 100), Step("completed", latency=3600)]})
+    server = FakeTaskServer({"t": [Step("working", 100), Step("completed", latency_ms=3600000)]})
     recorder = Recorder()
     async with AnyioScheduler() as scheduler:
         rxtasks.poll(server.get_task, "t").pipe(ops.timeout(2.0)).subscribe(
@@ -295,7 +295,7 @@ async def test_dispose_on_asyncio_scheduler_cancels_the_call(
     """On AsyncIOScheduler too, dispose cancels the in-flight call."""
     if anyio_backend[0] != "asyncio":
         pytest.skip("reactivex's AsyncIOScheduler needs asyncio")
-    server = FakeTaskServer({"t": [Step("working", latency=10)]})
+    server = FakeTaskServer({"t": [Step("working", latency_ms=10000)]})
     recorder = Recorder()
     scheduler = AsyncIOScheduler(asyncio.get_running_loop())
     subscription = rxtasks.poll(server.get_task, "t").subscribe(recorder, scheduler=scheduler)

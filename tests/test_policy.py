@@ -83,7 +83,7 @@ def test_policy_refuses_bad_fields(kwargs: dict[str, Any], error: type[Exception
 
 async def test_timeout_cancels_the_hanging_call(virtual_time: VirtualClock) -> None:
     """The deadline ends the poll with PollTimeoutError; the call in flight is cancelled."""
-    server = FakeTaskServer({"t": [Step("working", 1000), Step("working", latency=math.inf)]})
+    server = FakeTaskServer({"t": [Step("working", 1000), Step("working", latency_ms=math.inf)]})
     with pytest.raises(PollTimeoutError) as info:
         await run(server, PollPolicy(timeout_ms=5000))
     assert anyio.current_time() == 5.0
@@ -210,7 +210,7 @@ async def test_ttl_backstop_ends_an_expired_task(virtual_time: VirtualClock) -> 
 
 async def test_not_found_after_the_ttl_is_expiry(virtual_time: VirtualClock) -> None:
     """A call answered "not found" after the ttl ends with TaskExpiredError from it."""
-    script = [*steps("working", "working", "working", interval_ms=300), Step(latency=0.2)]
+    script = [*steps("working", "working", "working", interval_ms=300), Step(latency_ms=200)]
     server = FakeTaskServer({"t": script}, ttl_ms=1000)
     with pytest.raises(TaskExpiredError) as info:
         await run(server, PollPolicy())

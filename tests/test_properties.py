@@ -62,7 +62,7 @@ def test_nothing_lost_nothing_extra(
     scripts = {
         # Every call takes a little time, so that calls of different tasks overlap.
         f"t{i}": [
-            replace(step, latency=max(step.latency, 0.01))
+            replace(step, latency_ms=max(step.latency_ms, 10))
             for step in random_script(rng, length=rng.randint(0, 8), fault_rate=fault_rate)
         ]
         for i in range(tasks)

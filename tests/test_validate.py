@@ -9,7 +9,7 @@ import pytest
 
 import rxtasks
 from rxtasks import ArgumentError, ArgumentTypeError, RxTasksError
-from rxtasks._core._validate import check_count, check_fraction, check_ms, check_seconds
+from rxtasks._core._validate import check_count, check_fraction, check_ms
 
 
 @pytest.mark.parametrize(
@@ -41,12 +41,8 @@ def test_the_errors_are_rxtasks_and_builtin_ones() -> None:
     assert issubclass(ArgumentTypeError, ArgumentError)
 
 
-def test_seconds_counts_and_fractions() -> None:
-    """Seconds are > 0, counts whole and at least their bound, fractions 0 to 1."""
-    assert check_seconds(0.5, name="s") == 0.5
-    for bad in (0, -1, math.inf):
-        with pytest.raises(ArgumentError, match="`s` must be a finite number of seconds > 0"):
-            check_seconds(bad, name="s")
+def test_counts_and_fractions() -> None:
+    """Counts are whole and at least their bound, fractions from 0 to 1."""
     assert check_count(3, name="n", least=1) == 3
     with pytest.raises(ArgumentError, match="`n` must be an int >= 1, got 0"):
         check_count(0, name="n", least=1)

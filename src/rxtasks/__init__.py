@@ -39,7 +39,7 @@ from ._core._errors import TaskNotCreatedError as TaskNotCreatedError
 from ._core._errors import TaskNotTerminalError as TaskNotTerminalError
 from ._core._status import TERMINAL_STATUSES as TERMINAL_STATUSES
 from ._core._status import is_terminal as is_terminal
-from ._poll.fused import CANCEL_TIMEOUT_S as CANCEL_TIMEOUT_S
+from ._poll.fused import CANCEL_TIMEOUT_MS as CANCEL_TIMEOUT_MS
 from ._poll.fused import poll as poll
 from ._poll.many import poll_many as poll_many
 from ._poll.model import from_async as from_async
@@ -51,7 +51,7 @@ from ._runtime import AnyioScheduler as AnyioScheduler
 from ._runtime import SchedulerStatistics as SchedulerStatistics
 
 __all__ = [
-    "CANCEL_TIMEOUT_S",
+    "CANCEL_TIMEOUT_MS",
     "TERMINAL_STATUSES",
     "AnyioScheduler",
     "ArgumentError",

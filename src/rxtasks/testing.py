@@ -4,7 +4,7 @@
 shapes of real servers' ``tasks/get`` results (both protocol revisions, SDK models or
 JSON), with their errors (an unknown or expired task raises `TaskNotFound`, code
 -32602), and records every call with its times on the event loop's clock. A step can
-inject a fault: latency, a hang (``latency=math.inf``), an error, a result without a
+inject a fault: latency, a hang (``latency_ms=math.inf``), an error, a result without a
 status (`MISSING`), any invalid hint or status. `random_script` makes faulty scripts.
 
 It needs no MCP SDK. Use it under a virtual clock (trio's ``MockClock``) to assert exact
@@ -51,7 +51,8 @@ __all__ = [
     "steps",
 ]
 
-#: The result shapes a fake server can answer with (DESIGN.md "Shapes").
+#: The result shapes a fake server can answer with: mcp 1.x and mcp 2.x models of the
+#: 2025-11-25 revision, the tasks extension's (as fastmcp-tasks has it), and raw JSON of each.
 Shape = Literal["mcp1", "mcp2", "extension", "json-2025-11-25", "json-extension"]
 
 
@@ -73,7 +74,7 @@ class Step:
             for a result with no status.
         poll_interval_ms: The interval hint, in milliseconds; ``None`` for none. Any
             value is sent as given, so invalid hints can be tested.
-        latency: How long the call takes, in seconds of the event loop's clock;
+        latency_ms: How long the call takes, in milliseconds of the event loop's clock;
             ``math.inf`` hangs until cancelled.
         error: If set, the call raises this after ``latency`` instead of answering.
         message: The ``statusMessage``.
@@ -81,7 +82,7 @@ class Step:
 
     status: object = "working"
     poll_interval_ms: object = None
-    latency: float = 0.0
+    latency_ms: float = 0.0
     error: BaseException | None = None
     message: str | None = None
 
@@ -207,10 +208,6 @@ class FakeTaskServer:
         """Return the calls for one task, in order."""
         return [call for call in self.calls if call.task_id == task_id]
 
-    def returned(self, task_id: str) -> list[object]:
-        """Return the results the calls for one task returned, in order."""
-        return [c.result for c in self.calls_for(task_id) if c.finished is not None and c.result]
-
     async def get_task(self, task_id: str) -> Any:
         """Answer ``tasks/get`` for ``task_id`` with the next step of its script.
 
@@ -229,8 +226,8 @@ class FakeTaskServer:
             count = self._counts.get(task_id, 0)
             self._counts[task_id] = count + 1
             step = steps[min(count, len(steps) - 1)]
-            if step.latency:
-                await anyio.sleep(step.latency)
+            if step.latency_ms:
+                await anyio.sleep(step.latency_ms / 1000)
             ttl = self._ttl(task_id)
             if ttl is not None and self.clock() >= created + ttl / 1000:
                 raise TaskNotFound(f"Task not found: {task_id} (expired)")
@@ -315,9 +312,9 @@ def _json(
     return result
 
 
-def steps(*statuses: str, interval_ms: object = None, latency: float = 0.0) -> list[Step]:
+def steps(*statuses: str, interval_ms: object = None, latency_ms: float = 0.0) -> list[Step]:
     """Make steps with the same hint and latency, one per status."""
-    return [Step(status, interval_ms, latency) for status in statuses]
+    return [Step(status, interval_ms, latency_ms) for status in statuses]
 
 
 def random_script(
@@ -350,7 +347,7 @@ def random_script(
             continue
         match rng.randrange(6):
             case 0:
-                script.append(Step(status, hint, latency=rng.uniform(0.5, 5.0)))
+                script.append(Step(status, hint, latency_ms=rng.uniform(500, 5000)))
             case 1:
                 script.append(Step(error=ConnectionError("transient fault")))
             case 2:
@@ -363,7 +360,7 @@ def random_script(
             case 4:
                 script.append(Step(MISSING, hint))
             case _:
-                script.append(Step(status, hint, latency=rng.uniform(0.0, 0.05)))
+                script.append(Step(status, hint, latency_ms=rng.uniform(0, 50)))
     final = terminal or rng.choice(["completed", "failed", "cancelled"])
     script.append(Step(final, None))
     return script

@@ -1,4 +1,4 @@
-"""Checking what callers pass: numbers of milliseconds or seconds, counts, fractions, choices.
+"""Checking what callers pass: numbers of milliseconds, counts, fractions.
 
 Every public function and class checks its arguments here, so that a bad one gets the
 same errors everywhere: `ArgumentTypeError` (also a ``TypeError``) for the wrong type,
@@ -13,7 +13,7 @@ from typing import TypeVar
 
 from ._errors import ArgumentError, ArgumentTypeError
 
-__all__ = ["check_count", "check_fraction", "check_ms", "check_seconds"]
+__all__ = ["check_count", "check_fraction", "check_ms"]
 
 _N = TypeVar("_N", int, float)
 
@@ -37,19 +37,6 @@ def check_ms(value: _N, *, name: str, positive: bool = False) -> _N:
         raise ArgumentError(
             f"`{name}` must be a finite number of milliseconds {bound}, got {value!r}"
         )
-    return value
-
-
-def check_seconds(value: _N, *, name: str) -> _N:
-    """Return ``value``, a finite number of seconds > 0.
-
-    Raises:
-        ArgumentTypeError: If it is not an ``int`` or ``float``.
-        ArgumentError: If it is not finite and > 0.
-    """
-    number = _number(value, name, "seconds")
-    if not (math.isfinite(number) and number > 0):
-        raise ArgumentError(f"`{name}` must be a finite number of seconds > 0, got {value!r}")
     return value
 
 

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
     from datetime import datetime
 
-__all__ = ["CANCEL_TIMEOUT_S", "Poller", "poll"]
+__all__ = ["CANCEL_TIMEOUT_MS", "Poller", "poll"]
 
 T = TypeVar("T")
 
@@ -77,7 +77,7 @@ def poll(
         cancel_task: Opt-in best-effort cancel: called with the task id (for example
             sending ``tasks/cancel``) when a subscription is disposed before the task
             is terminal. It runs shielded from cancellation, for at most
-            `CANCEL_TIMEOUT_S` seconds; its errors are logged, not raised. It is not
+            `CANCEL_TIMEOUT_MS` milliseconds; its errors are logged, not raised. It is not
             called when the stream ends by itself (terminal result or error), nor when
             the observer disposes on the terminal result itself (``first()``,
             ``take(n)``). With `iterate` it runs on ``aclose()``, on cancellation, and
@@ -113,10 +113,10 @@ def poll(
     def subscribe(
         observer: abc.ObserverBase[T], subscribe_scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        timers, runtime = resolve_scheduler(scheduler or subscribe_scheduler, caller="poll()")
+        chosen, runtime = resolve_scheduler(scheduler or subscribe_scheduler, caller="poll()")
         poller = Poller(
             observer,
-            scheduler=timers,
+            scheduler=chosen,
             runtime=runtime,
             get_task=get_task,
             task_id=task_id,
@@ -130,8 +130,8 @@ def poll(
     return Observable(subscribe)
 
 
-#: How long an opt-in ``cancel_task`` may take before it is abandoned, in seconds.
-CANCEL_TIMEOUT_S = 5.0
+#: How long an opt-in ``cancel_task`` may take before it is abandoned, in milliseconds.
+CANCEL_TIMEOUT_MS = 5000
 
 
 class Poller(abc.DisposableBase, Generic[T]):
@@ -545,7 +545,7 @@ class _CancelOnDispose:
         poller = self._poller
         try:
             poller.runtime.schedule_await(
-                self._call, _ignore, self._failed, protect_s=CANCEL_TIMEOUT_S
+                self._call, _ignore, self._failed, protect_s=CANCEL_TIMEOUT_MS / 1000
             )
         except Exception as exc:  # noqa: BLE001 -- dispose never raises
             logger.warning("task %s: cancel_task could not be sent: %s", poller.task_id, exc)
@@ -557,7 +557,7 @@ class _CancelOnDispose:
         task_id = self._poller.task_id
         if isinstance(error, ProtectionTimeout):
             logger.warning(
-                "task %s: cancel_task took longer than %s s; abandoned", task_id, CANCEL_TIMEOUT_S
+                "task %s: cancel_task took longer than %s ms; abandoned", task_id, CANCEL_TIMEOUT_MS
             )
         else:
             logger.warning("task %s: cancel_task failed: %r", task_id, error)

@@ -85,10 +85,10 @@ def poll_many(
     def subscribe(
         observer: abc.ObserverBase[T], subscribe_scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
-        timers, runtime = resolve_scheduler(scheduler or subscribe_scheduler, caller="poll_many()")
+        chosen, runtime = resolve_scheduler(scheduler or subscribe_scheduler, caller="poll_many()")
         if max_in_flight is not None:
             runtime = _LimitedRuntime(runtime, max_in_flight)
-        group = _Group(observer, timers, runtime, get_task, default_ms, policy, cancel_task)
+        group = _Group(observer, chosen, runtime, get_task, default_ms, policy, cancel_task)
         group.start(task_ids, notifications)
         return group
 
@@ -125,7 +125,7 @@ class _Group(abc.DisposableBase, Generic[T]):
     def __init__(
         self,
         observer: abc.ObserverBase[T],
-        timers: abc.SchedulerBase,
+        scheduler: abc.SchedulerBase,
         runtime: Runtime,
         get_task: Callable[[str], Awaitable[T]],
         default_ms: float,
@@ -133,7 +133,7 @@ class _Group(abc.DisposableBase, Generic[T]):
         cancel_task: Callable[[str], Awaitable[object]] | None,
     ) -> None:
         self.observer = observer
-        self._timers = timers
+        self._scheduler = scheduler
         self._runtime = runtime
         self._get_task = get_task
         self._default_ms = default_ms
@@ -153,11 +153,11 @@ class _Group(abc.DisposableBase, Generic[T]):
             self._listening = True
             self._runtime.expect_pushes()
             self._pushes = notifications.subscribe(
-                self._on_push, self._on_push_error, scheduler=self._timers
+                self._on_push, self._on_push_error, scheduler=self._scheduler
             )
         if isinstance(task_ids, Observable):
             self._ids = task_ids.subscribe(
-                self._on_id, self._on_ids_error, self._on_ids_completed, scheduler=self._timers
+                self._on_id, self._on_ids_error, self._on_ids_completed, scheduler=self._scheduler
             )
             return
         try:
@@ -187,7 +187,7 @@ class _Group(abc.DisposableBase, Generic[T]):
         self._seen.add(task_id)
         poller = Poller(
             _Member(self, task_id),
-            scheduler=self._timers,
+            scheduler=self._scheduler,
             runtime=self._runtime,
             get_task=self._get_task,
             task_id=task_id,

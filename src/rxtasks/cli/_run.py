@@ -17,7 +17,7 @@ from reactivex import operators as ops
 from .._bridges import open_stream
 from .._core._errors import PollTimeoutError, TaskNotCreatedError
 from .._core._status import is_terminal
-from .._poll.fused import CANCEL_TIMEOUT_S
+from .._poll.fused import CANCEL_TIMEOUT_MS
 from .._poll.policy import PollPolicy, Retry
 from ..mcp import is_transient
 
@@ -121,11 +121,6 @@ class WatchOptions:
     backend: str = "asyncio"
     plain: bool = False
     verbose: bool = False
-
-    @property
-    def request_timeout_s(self) -> float:
-        """The limit of one request, in seconds (what the adapters take)."""
-        return self.request_timeout_ms / 1000
 
     def policy(self, transient: Callable[[Exception], bool]) -> PollPolicy:
         """The library's own `PollPolicy` for these options.
@@ -397,14 +392,14 @@ async def run_watch(
 async def _cancel(driver: Driver[Any], task_id: str, progress: WatchProgress) -> None:
     """Send tasks/cancel, shielded and bounded, and record what came of it."""
     with anyio.CancelScope(shield=True) as scope:
-        scope.deadline = anyio.current_time() + CANCEL_TIMEOUT_S
+        scope.deadline = anyio.current_time() + CANCEL_TIMEOUT_MS / 1000
         try:
             await driver.cancel(task_id)
         except Exception as exc:  # noqa: BLE001 -- best effort: reported, never raised
             progress.cancel, progress.cancel_error = "failed", str(exc) or type(exc).__name__
             return
     if scope.cancelled_caught:
-        progress.cancel, progress.cancel_error = "failed", f"no answer in {CANCEL_TIMEOUT_S:g} s"
+        progress.cancel, progress.cancel_error = "failed", f"no answer in {CANCEL_TIMEOUT_MS:g} ms"
     else:
         progress.cancel = "sent"
 

@@ -161,7 +161,7 @@ class _Driver:
     async def _why(self, task_id: str) -> str | None:
         """The text of a failed task's stored result, if the server gives one."""
         try:
-            with anyio.fail_after(self.tasks.read_timeout_seconds or 10):
+            with anyio.fail_after((self.tasks.read_timeout_ms or 10_000) / 1000):
                 result = await self.tasks.result(task_id)
         except (TaskError, McpError, TimeoutError):
             return None
@@ -239,7 +239,7 @@ async def serve(options: ServeOptions, console: Console) -> int:
 
 
 @asynccontextmanager
-async def _connect(url: str, timeout_s: float) -> AsyncGenerator[_Driver]:
+async def _connect(url: str, timeout_ms: float) -> AsyncGenerator[_Driver]:
     """Open a session to the 2025-11-25 task server at ``url``."""
     from mcp.client.streamable_http import streamable_http_client
 
@@ -255,7 +255,7 @@ async def _connect(url: str, timeout_s: float) -> AsyncGenerator[_Driver]:
                 ' for servers with the tasks extension install "rxtasks[mcp]" (mcp 2.x;'
                 ' from a checkout: pip install ".[mcp]")'
             )
-        tasks = CoreTasks(session, notifications=notifications, read_timeout_seconds=timeout_s)
+        tasks = CoreTasks(session, notifications=notifications, read_timeout_ms=timeout_ms)
         async with anyio.create_task_group() as tg:
             yield _Driver(tasks, tg)
             tg.cancel_scope.cancel()
@@ -264,7 +264,7 @@ async def _connect(url: str, timeout_s: float) -> AsyncGenerator[_Driver]:
 async def watch(options: WatchOptions, console: Console, progress: WatchProgress) -> int:
     """Call the tool as a task on the server at ``options.url`` and watch it to its end."""
     view = TaskView(console, live=False if options.plain else None)
-    async with _connect(options.url, options.request_timeout_s) as driver:
+    async with _connect(options.url, options.request_timeout_ms) as driver:
         return await run_watch(driver, options, view, progress)
 
 

@@ -244,7 +244,7 @@ async def serve(options: ServeOptions, console: Console) -> int:
 
 
 @asynccontextmanager
-async def _connect(url: str, timeout_s: float) -> AsyncGenerator[_ExtensionDriver | _CoreDriver]:
+async def _connect(url: str, timeout_ms: float) -> AsyncGenerator[_ExtensionDriver | _CoreDriver]:
     """Open a session to ``url`` and pick the driver for the server's kind of tasks."""
     from mcp.client.streamable_http import streamable_http_client
 
@@ -264,16 +264,14 @@ async def _connect(url: str, timeout_s: float) -> AsyncGenerator[_ExtensionDrive
             capabilities = session.server_capabilities
             if capabilities is not None and TASKS_EXTENSION in (capabilities.extensions or {}):
                 yield _ExtensionDriver(
-                    ExtensionTasks(
-                        session, notifications=notifications, read_timeout_seconds=timeout_s
-                    )
+                    ExtensionTasks(session, notifications=notifications, read_timeout_ms=timeout_ms)
                 )
             elif capabilities is not None and capabilities.tasks is not None:
                 tasks = CoreTasks(
                     session,
                     notifications=notifications,
                     dispatcher=dispatcher,
-                    read_timeout_seconds=timeout_s,
+                    read_timeout_ms=timeout_ms,
                 )
                 yield _CoreDriver(tasks)
             else:
@@ -286,7 +284,7 @@ async def _connect(url: str, timeout_s: float) -> AsyncGenerator[_ExtensionDrive
 async def watch(options: WatchOptions, console: Console, progress: WatchProgress) -> int:
     """Call the tool as a task on the server at ``options.url`` and watch it to its end."""
     view = TaskView(console, live=False if options.plain else None)
-    async with _connect(options.url, options.request_timeout_s) as driver:
+    async with _connect(options.url, options.request_timeout_ms) as driver:
         return await run_watch(driver, options, view, progress)
 
 

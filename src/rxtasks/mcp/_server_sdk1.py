@@ -10,7 +10,7 @@ Tools, all run as tasks:
 - ``ask(question)``: needs input (an elicitation, delivered over ``tasks/result``), then
   completes with the answer.
 
-The SDK's task runtime has sharp edges (see MCP-TASKS.md): ``tasks/cancel`` does not stop
+The SDK's task runtime (mcp 1.23-1.30) has sharp edges: ``tasks/cancel`` does not stop
 the work, and work that ends after a cancel without refreshing its context crashes
 ``server.run``. `_finish` guards every tool against that.
 """

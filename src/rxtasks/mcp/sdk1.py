@@ -38,7 +38,7 @@ from .._core._errors import (
     TaskFailedError,
     TaskNotCreatedError,
 )
-from .._core._validate import check_seconds
+from .._core._validate import check_ms
 from ._common import PushedStatuses, TaskAdapter, logger, read_task
 
 if TYPE_CHECKING:
@@ -90,13 +90,13 @@ class CoreTasks(TaskAdapter[types.Task]):
     Args:
         session: An initialized client session.
         notifications: The session's pushed statuses (see `TaskNotifications`).
-        read_timeout_seconds: How long ``tools/call``, ``tasks/get`` and ``tasks/cancel``
+        read_timeout_ms: How long ``tools/call``, ``tasks/get`` and ``tasks/cancel``
             may take before they fail with ``McpError`` (code 408, a transient error
             for `PollPolicy`'s retry); None: the session's own limit.
 
     Raises:
-        ArgumentTypeError: If ``read_timeout_seconds`` is neither None nor a number.
-        ArgumentError: If ``read_timeout_seconds`` is not positive and finite.
+        ArgumentTypeError: If ``read_timeout_ms`` is neither None nor a number.
+        ArgumentError: If ``read_timeout_ms`` is not positive and finite.
     """
 
     def __init__(
@@ -104,16 +104,14 @@ class CoreTasks(TaskAdapter[types.Task]):
         session: ClientSession,
         *,
         notifications: TaskNotifications | None = None,
-        read_timeout_seconds: float | None = None,
+        read_timeout_ms: float | None = None,
     ) -> None:
         super().__init__(notifications)
         self.session = session
-        if read_timeout_seconds is not None:
-            check_seconds(read_timeout_seconds, name="read_timeout_seconds")
-        self.read_timeout_seconds = read_timeout_seconds
-        self._timeout = (
-            None if read_timeout_seconds is None else timedelta(seconds=read_timeout_seconds)
-        )
+        if read_timeout_ms is not None:
+            check_ms(read_timeout_ms, name="read_timeout_ms", positive=True)
+        self.read_timeout_ms = read_timeout_ms
+        self._timeout = None if read_timeout_ms is None else timedelta(milliseconds=read_timeout_ms)
 
     async def start(
         self, name: str, arguments: dict[str, Any] | None = None, *, ttl_ms: int | None = 60_000
@@ -169,7 +167,7 @@ class CoreTasks(TaskAdapter[types.Task]):
         await self._send(request)
 
     async def _send(self, request: Any) -> object:
-        """Send a request and return its result as JSON, within ``read_timeout_seconds``."""
+        """Send a request and return its result as JSON, within ``read_timeout_ms``."""
         answer = await self.session.send_request(
             types.ClientRequest(request), _Raw, request_read_timeout_seconds=self._timeout
         )

@@ -49,7 +49,7 @@ from .._core._errors import (
     TaskNotTerminalError,
 )
 from .._core._status import is_terminal
-from .._core._validate import check_seconds
+from .._core._validate import check_ms
 from . import TASKS_EXTENSION
 from ._common import PushedStatuses, TaskAdapter, logger, read_task
 
@@ -205,14 +205,14 @@ class ExtensionTasks(TaskAdapter[ExtensionTask]):
     Args:
         session: The session (for a fastmcp ``Client``: ``client.session``).
         notifications: The session's pushed statuses (see `TaskNotifications`).
-        read_timeout_seconds: How long ``tools/call``, ``tasks/get``, ``tasks/update``
+        read_timeout_ms: How long ``tools/call``, ``tasks/get``, ``tasks/update``
             and ``tasks/cancel`` may take before they fail with ``MCPError``
             (``REQUEST_TIMEOUT``, a transient error for `PollPolicy`'s retry); None: the
             session's own limit.
 
     Raises:
-        ArgumentTypeError: If ``read_timeout_seconds`` is neither None nor a number.
-        ArgumentError: If ``read_timeout_seconds`` is not positive and finite.
+        ArgumentTypeError: If ``read_timeout_ms`` is neither None nor a number.
+        ArgumentError: If ``read_timeout_ms`` is not positive and finite.
     """
 
     def __init__(
@@ -220,12 +220,13 @@ class ExtensionTasks(TaskAdapter[ExtensionTask]):
         session: ClientSession,
         *,
         notifications: TaskNotifications | None = None,
-        read_timeout_seconds: float | None = None,
+        read_timeout_ms: float | None = None,
     ) -> None:
-        _check_timeout(read_timeout_seconds)
+        _check_timeout(read_timeout_ms)
         super().__init__(notifications)
         self.session = session
-        self.read_timeout_seconds = read_timeout_seconds
+        self.read_timeout_ms = read_timeout_ms
+        self._timeout_s = None if read_timeout_ms is None else read_timeout_ms / 1000
         self._answered: dict[str, set[str]] = {}
 
     async def start(
@@ -288,7 +289,7 @@ class ExtensionTasks(TaskAdapter[ExtensionTask]):
     async def _send(self, request: mcp_types.Request[Any, Any]) -> _Raw:
         try:
             return await self.session.send_request(
-                request, _Raw, request_read_timeout_seconds=self.read_timeout_seconds
+                request, _Raw, request_read_timeout_seconds=self._timeout_s
             )
         except ValidationError as exc:  # the session checks some answers itself
             raise InvalidResultError(
@@ -417,7 +418,7 @@ def _first_problem(error: ValidationError) -> str:
 
 def _check_timeout(value: float | None) -> None:
     if value is not None:
-        check_seconds(value, name="read_timeout_seconds")
+        check_ms(value, name="read_timeout_ms", positive=True)
 
 
 # -- 2025-11-25 tasks through an mcp 2.x session ---------------------------------------------
@@ -442,7 +443,7 @@ class CoreTasks(TaskAdapter[mcp_types.Task]):
     escapes ``RequestResponder.__exit__`` (python-sdk#2149) and every later request gets
     "Session not found". ``tasks/get`` and ``tasks/cancel`` have no work on the server
     worth interrupting, so `get_task` and `cancel_task` send them through the dispatcher
-    without that notification (and with ``read_timeout_seconds``).
+    without that notification (and with ``read_timeout_ms``).
 
     An mcp 1.x server speaks 2025-11-25: initialize the session with ``initialize()``
     (over Streamable HTTP such a server answers ``server/discover`` with an error, -32600
@@ -453,13 +454,13 @@ class CoreTasks(TaskAdapter[mcp_types.Task]):
         notifications: The session's pushed statuses (``notifications/tasks/status``).
         dispatcher: The session's dispatcher: to create tasks with `start`, and to give
             up ``tasks/get`` and ``tasks/cancel`` without ``notifications/cancelled``.
-        read_timeout_seconds: How long a ``tasks/get`` or ``tasks/cancel`` sent through
+        read_timeout_ms: How long a ``tasks/get`` or ``tasks/cancel`` sent through
             the ``dispatcher`` may take before it fails with ``MCPError`` (the session's own
-            ``read_timeout_seconds`` is private to it); None waits as long as it takes.
+            ``read_timeout_ms`` is private to it); None waits as long as it takes.
 
     Raises:
-        ArgumentTypeError: If ``read_timeout_seconds`` is neither None nor a number.
-        ArgumentError: If ``read_timeout_seconds`` is not positive and finite.
+        ArgumentTypeError: If ``read_timeout_ms`` is neither None nor a number.
+        ArgumentError: If ``read_timeout_ms`` is not positive and finite.
     """
 
     def __init__(
@@ -468,13 +469,14 @@ class CoreTasks(TaskAdapter[mcp_types.Task]):
         *,
         notifications: TaskNotifications | None = None,
         dispatcher: JSONRPCDispatcher | None = None,
-        read_timeout_seconds: float | None = None,
+        read_timeout_ms: float | None = None,
     ) -> None:
-        _check_timeout(read_timeout_seconds)
+        _check_timeout(read_timeout_ms)
         super().__init__(notifications)
         self.session = session
         self.dispatcher = dispatcher
-        self.read_timeout_seconds = read_timeout_seconds
+        self.read_timeout_ms = read_timeout_ms
+        self._timeout_s = None if read_timeout_ms is None else read_timeout_ms / 1000
 
     async def start(
         self, name: str, arguments: dict[str, Any] | None = None, *, ttl_ms: int | None = 60_000
@@ -495,8 +497,8 @@ class CoreTasks(TaskAdapter[mcp_types.Task]):
         if arguments is not None:
             params["arguments"] = arguments
         options: CallOptions = {}
-        if self.read_timeout_seconds is not None:
-            options["timeout"] = self.read_timeout_seconds
+        if self._timeout_s is not None:
+            options["timeout"] = self._timeout_s
         raw = await self.dispatcher.send_raw_request("tools/call", params, options)
         if "task" in raw:
             return read_task(mcp_types.Task, raw["task"], request="tools/call").task_id
@@ -540,13 +542,13 @@ class CoreTasks(TaskAdapter[mcp_types.Task]):
         """Send a request with no server work to stop: given up, it is not cancelled."""
         if self.dispatcher is None:
             answer = await self.session.send_request(
-                request, _Raw, request_read_timeout_seconds=self.read_timeout_seconds
+                request, _Raw, request_read_timeout_seconds=self._timeout_s
             )
             return answer.raw()
         params = request.params.model_dump(by_alias=True, mode="json", exclude_none=True)
         options: CallOptions = {"cancel_on_abandon": False}
-        if self.read_timeout_seconds is not None:
-            options["timeout"] = self.read_timeout_seconds
+        if self._timeout_s is not None:
+            options["timeout"] = self._timeout_s
         return await self.dispatcher.send_raw_request(request.method, params, options)
 
     async def result(self, task_id: str) -> mcp_types.CallToolResult:
