@@ -1,31 +1,29 @@
 """The commands' flows for any SDK: start tasks, poll them together, show them, report.
 
-Each SDK module (`rxtasks.cli._sdk1`, `rxtasks.cli._sdk2`) connects a session and wraps
-its task adapter in a `Driver`; everything after that is here, once.
+Each SDK module (`rxtasks.cli._sdk1`, `rxtasks.cli._sdk2`) connects a session and hands
+its `TaskAdapter` over with a `Reading` of its task states; everything after that is here,
+once.
 """
 
 from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import anyio
-import reactivex
-from reactivex import operators as ops
 
 from .._bridges import open_stream
 from .._core._errors import PollTimeoutError, TaskNotCreatedError
-from .._core._status import is_terminal
+from .._core._status import is_terminal, task_id_of
 from .._poll.fused import CANCEL_TIMEOUT_MS
 from .._poll.policy import PollPolicy, Retry
 from ..mcp import is_transient
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Awaitable, Callable, Iterator
 
-    from reactivex import Observable
-
+    from ..mcp._common import TaskAdapter
     from ._view import TaskView
 
 __all__ = [
@@ -37,9 +35,9 @@ __all__ = [
     "KINDS",
     "CommandError",
     "DemoOptions",
-    "Driver",
     "Options",
     "Outcome",
+    "Reading",
     "ServeOptions",
     "State",
     "TaskSpec",
@@ -230,43 +228,24 @@ class TaskSpec:
     cancel_after_s: float | None = None
 
 
-class Driver(Protocol, Generic[S]):
-    """What the commands need from one SDK's task adapter; ``S`` is its task state type."""
+@dataclass(frozen=True)
+class Reading(Generic[S]):
+    """How one SDK's task states read, for the commands; the task adapter does the rest.
 
-    async def start(self, tool: str, arguments: dict[str, Any]) -> str:
-        """Call the tool as a task; return the task id."""
-        ...
+    The commands drive `rxtasks.mcp`'s `TaskAdapter` directly (``start``, ``poll``,
+    ``poll_many``, ``cancel_task``); only these four differ per SDK and protocol revision.
 
-    def poll(
-        self,
-        task_id: str,
-        *,
-        default_interval_ms: float = 500,
-        cancel_on_dispose: bool = False,
-        policy: PollPolicy | None = None,
-    ) -> Observable[S]:
-        """Poll the task (see `rxtasks.mcp`'s adapters' ``poll``)."""
-        ...
+    Attributes:
+        state: What a state shows (status, message, whether it was pushed).
+        outcome: How a task ended, from its terminal state (may ask the server).
+        respond: Answer what an ``input_required`` state asks for (with `DEMO_ANSWER`).
+        immediate: What a tool answered at once, without a task (`TaskNotCreatedError`).
+    """
 
-    def immediate(self, result: object) -> Outcome:
-        """Say what a tool answered at once, without a task (a `TaskNotCreatedError`)."""
-        ...
-
-    def read(self, state: S) -> State:
-        """Say what a state shows."""
-        ...
-
-    async def cancel(self, task_id: str) -> None:
-        """Ask the server to cancel the task."""
-        ...
-
-    async def respond(self, task_id: str, state: S) -> None:
-        """Answer what an ``input_required`` state asks for (with `DEMO_ANSWER`)."""
-        ...
-
-    async def outcome(self, task_id: str, final: S) -> Outcome:
-        """Say how a task ended, from its terminal state."""
-        ...
+    state: Callable[[S], State]
+    outcome: Callable[[str, S], Awaitable[Outcome]]
+    respond: Callable[[str, S], Awaitable[None]]
+    immediate: Callable[[object], Outcome]
 
 
 def demo_batch(
@@ -311,32 +290,36 @@ def demo_batch(
     return batch
 
 
-async def run_demo(driver: Driver[Any], batch: list[TaskSpec], view: TaskView) -> None:
-    """Start a batch of tasks, poll them all at once and show them to their end.
+async def run_demo(
+    tasks: TaskAdapter[Any], reading: Reading[Any], batch: list[TaskSpec], view: TaskView
+) -> None:
+    """Start a batch of tasks, poll them all at once (`poll_many`) and show them to their end.
 
-    Every task is polled at its own server-suggested pace; the polls are merged into one
-    stream. Tasks that ask for input are answered, and tasks with ``cancel_after_s``
-    are cancelled then.
+    Every task is polled at its own server-suggested pace, in one stream. Tasks that ask
+    for input are answered, and tasks with ``cancel_after_s`` are cancelled then.
     """
-    task_ids: dict[str, str] = {}
+    labels: dict[str, str] = {}  # task id -> row
     with view:
         async with anyio.create_task_group() as tg:
             for spec in batch:
-                task_ids[spec.label] = await driver.start(spec.tool, spec.arguments)
+                task_id = await tasks.start(spec.tool, spec.arguments)
+                labels[task_id] = spec.label
                 view.add(spec.label, spec.label)
                 if spec.cancel_after_s is not None:
-                    tg.start_soon(_cancel_later, driver, task_ids[spec.label], spec.cancel_after_s)
-            polls = reactivex.merge(
-                *(_keyed(key, driver.poll(task_id)) for key, task_id in task_ids.items())
-            )
-            async with open_stream(polls) as updates:
-                async for key, state in updates:
-                    await _show(driver, view, key, task_ids[key], state)
+                    tg.start_soon(_cancel_later, tasks, task_id, spec.cancel_after_s)
+            async with open_stream(tasks.poll_many(list(labels))) as updates:
+                async for state in updates:
+                    task_id = str(task_id_of(state))
+                    await _show(reading, view, labels[task_id], task_id, state)
     view.print_summary()
 
 
 async def run_watch(
-    driver: Driver[Any], options: WatchOptions, view: TaskView, progress: WatchProgress
+    tasks: TaskAdapter[Any],
+    reading: Reading[Any],
+    options: WatchOptions,
+    view: TaskView,
+    progress: WatchProgress,
 ) -> int:
     """Call the tool as a task, show its states until it ends, and say how it ended.
 
@@ -348,10 +331,10 @@ async def run_watch(
         The exit code (see `report`; `EXIT_TIMEOUT` when ``--timeout-ms`` passed).
     """
     try:
-        task_id = await driver.start(options.tool, options.arguments)
+        task_id = await tasks.start(options.tool, options.arguments)
     except TaskNotCreatedError as exc:
         view.note("rxtasks watch: the server answered at once, without a task")
-        return report(driver.immediate(exc.result))
+        return report(reading.immediate(exc.result))
     progress.task_id = task_id
 
     def transient(error: Exception) -> bool:
@@ -361,18 +344,16 @@ async def run_watch(
         return True
 
     outcome: Outcome | None = None
-    source = driver.poll(
-        task_id, default_interval_ms=options.interval_ms, policy=options.policy(transient)
-    )
+    source = tasks.poll(task_id, options.interval_ms, policy=options.policy(transient))
     try:
         with view:
             view.add(task_id, options.tool, f"task {task_id}")
             async with open_stream(source) as states:
                 async for state in states:
-                    outcome = await _show(driver, view, task_id, task_id, state, answer=False)
+                    outcome = await _show(reading, view, task_id, task_id, state, answer=False)
         view.print_summary()  # after the live table's last frame
     except PollTimeoutError:
-        await _cancel(driver, task_id, progress)
+        await _cancel(tasks, task_id, progress)
         done = " and was asked to cancel" if progress.cancel == "sent" else ""
         print(  # noqa: T201 -- the command's verdict
             f"rxtasks watch: task {task_id} had not ended after {options.timeout_ms:g} ms{done}",
@@ -383,18 +364,18 @@ async def run_watch(
         # Interrupted (Ctrl-C arrives as a cancellation on asyncio, as itself on trio) or
         # failed: the task may still run; ask the server to cancel it, then go on leaving.
         if outcome is None:
-            await _cancel(driver, task_id, progress)
+            await _cancel(tasks, task_id, progress)
         raise
     assert outcome is not None  # poll() completes only after a terminal state
     return report(outcome)
 
 
-async def _cancel(driver: Driver[Any], task_id: str, progress: WatchProgress) -> None:
+async def _cancel(tasks: TaskAdapter[Any], task_id: str, progress: WatchProgress) -> None:
     """Send tasks/cancel, shielded and bounded, and record what came of it."""
     with anyio.CancelScope(shield=True) as scope:
         scope.deadline = anyio.current_time() + CANCEL_TIMEOUT_MS / 1000
         try:
-            await driver.cancel(task_id)
+            await tasks.cancel_task(task_id)
         except Exception as exc:  # noqa: BLE001 -- best effort: reported, never raised
             progress.cancel, progress.cancel_error = "failed", str(exc) or type(exc).__name__
             return
@@ -413,26 +394,27 @@ def _request_failed(error: Exception, options: WatchOptions) -> str:
     return f"tasks/get failed: {text}" + (f" (code {code})" if isinstance(code, int) else "")
 
 
-def _keyed(key: str, states: Observable[S]) -> Observable[tuple[str, S]]:
-    """Pair each state with its row's key, so that merged streams stay apart."""
-    return states.pipe(ops.map(lambda state: (key, state)))
-
-
 async def _show(
-    driver: Driver[Any], view: TaskView, key: str, task_id: str, state: Any, *, answer: bool = True
+    reading: Reading[Any],
+    view: TaskView,
+    key: str,
+    task_id: str,
+    state: Any,
+    *,
+    answer: bool = True,
 ) -> Outcome | None:
     """Show one state; at the end, with the outcome as its message (returned too)."""
-    shown = driver.read(state)
-    outcome = await driver.outcome(task_id, state) if is_terminal(shown.status) else None
+    shown = reading.state(state)
+    outcome = await reading.outcome(task_id, state) if is_terminal(shown.status) else None
     view.update(key, shown.status, outcome.text if outcome else shown.message, pushed=shown.pushed)
     if answer and shown.status == "input_required":
-        await driver.respond(task_id, state)
+        await reading.respond(task_id, state)
     return outcome
 
 
-async def _cancel_later(driver: Driver[Any], task_id: str, delay_s: float) -> None:
+async def _cancel_later(tasks: TaskAdapter[Any], task_id: str, delay_s: float) -> None:
     await anyio.sleep(delay_s)
-    await driver.cancel(task_id)
+    await tasks.cancel_task(task_id)
 
 
 def report(outcome: Outcome) -> int:

@@ -17,13 +17,14 @@ from mcp.shared.exceptions import McpError
 
 from .._core._errors import InvalidResultError, TaskError
 from ..mcp import is_transient
-from ..mcp.sdk1 import CoreTasks, TaskNotifications
+from ..mcp.sdk1 import CoreTasks, TaskNotifications, demo_server
 from ._run import (
     DEMO_ANSWER,
     CommandError,
     DemoOptions,
     Options,
     Outcome,
+    Reading,
     ServeOptions,
     State,
     WatchOptions,
@@ -43,10 +44,8 @@ if TYPE_CHECKING:
 
     from anyio.abc import TaskGroup
     from mcp.shared.context import RequestContext
-    from reactivex import Observable
     from rich.console import Console
 
-    from .._poll.policy import PollPolicy
 
 __all__ = [
     "BACKENDS",
@@ -89,64 +88,34 @@ async def _answer(
     return types.ElicitResult(action="accept", content={"answer": DEMO_ANSWER})
 
 
-class _Driver:
-    """The commands' `Driver` over `rxtasks.mcp.sdk1.CoreTasks`.
+def _reading(tasks: CoreTasks, task_group: TaskGroup) -> Reading[types.Task]:
+    """How 2025-11-25 task states read from mcp 1.x.
 
     Args:
         tasks: The adapter.
         task_group: Where the ``tasks/result`` calls that deliver a task's questions run.
     """
+    asked: set[str] = set()
 
-    def __init__(self, tasks: CoreTasks, task_group: TaskGroup) -> None:
-        self.tasks = tasks
-        self._task_group = task_group
-        self._asked: set[str] = set()
+    def state(task: types.Task) -> State:
+        pushed = isinstance(task, types.TaskStatusNotificationParams)
+        message = task.statusMessage
+        return State(task.status, None if message is None else str(message), pushed=pushed)
 
-    async def start(self, tool: str, arguments: dict[str, Any]) -> str:
-        return await self.tasks.start(tool, arguments)
-
-    def poll(
-        self,
-        task_id: str,
-        *,
-        default_interval_ms: float = 500,
-        cancel_on_dispose: bool = False,
-        policy: PollPolicy | None = None,
-    ) -> Observable[types.Task]:
-        return self.tasks.poll(
-            task_id, default_interval_ms, cancel_on_dispose=cancel_on_dispose, policy=policy
-        )
-
-    def read(self, state: types.Task) -> State:
-        pushed = isinstance(state, types.TaskStatusNotificationParams)
-        message = state.statusMessage
-        return State(state.status, None if message is None else str(message), pushed=pushed)
-
-    def immediate(self, result: object) -> Outcome:
-        assert isinstance(result, types.CallToolResult)
-        return Outcome("completed", _text(result), tool_error=bool(result.isError))
-
-    async def cancel(self, task_id: str) -> None:
-        await self.tasks.cancel_task(task_id)
-
-    async def respond(self, task_id: str, state: types.Task) -> None:
+    async def respond(task_id: str, _: types.Task) -> None:
         # The server delivers its questions over tasks/result, which blocks until the
         # task ends: call it once, on the transition (MCP Inspector #1174), in the
         # background; the session's elicitation callback answers.
-        if task_id not in self._asked:
-            self._asked.add(task_id)
-            self._task_group.start_soon(self._result, task_id)
+        if task_id not in asked:
+            asked.add(task_id)
+            task_group.start_soon(_result, tasks, task_id)
 
-    async def _result(self, task_id: str) -> None:
-        with suppress(TaskError):  # the poll shows how the task ended
-            await self.tasks.result(task_id)
-
-    async def outcome(self, task_id: str, final: types.Task) -> Outcome:
+    async def outcome(task_id: str, final: types.Task) -> Outcome:
         # The final status decides, whatever tasks/result answers: a failed task whose
         # result has content still failed.
         if final.status == "completed":
             try:
-                result = await self.tasks.result(task_id)
+                result = await tasks.result(task_id)
             except McpError as exc:
                 if is_transient(exc):
                     raise  # the server, not the task: exit 2
@@ -156,16 +125,29 @@ class _Driver:
             return Outcome("completed", _text(result), tool_error=bool(result.isError))
         if final.statusMessage:
             return Outcome(final.status, str(final.statusMessage))
-        return Outcome(final.status, await self._why(task_id) or final.status)
+        return Outcome(final.status, await _why(tasks, task_id) or final.status)
 
-    async def _why(self, task_id: str) -> str | None:
-        """The text of a failed task's stored result, if the server gives one."""
-        try:
-            with anyio.fail_after((self.tasks.read_timeout_ms or 10_000) / 1000):
-                result = await self.tasks.result(task_id)
-        except (TaskError, McpError, TimeoutError):
-            return None
-        return _text(result)
+    return Reading(state=state, outcome=outcome, respond=respond, immediate=_immediate)
+
+
+def _immediate(result: object) -> Outcome:
+    assert isinstance(result, types.CallToolResult)
+    return Outcome("completed", _text(result), tool_error=bool(result.isError))
+
+
+async def _result(tasks: CoreTasks, task_id: str) -> None:
+    with suppress(TaskError):  # the poll shows how the task ended
+        await tasks.result(task_id)
+
+
+async def _why(tasks: CoreTasks, task_id: str) -> str | None:
+    """The text of a failed task's stored result, if the server gives one."""
+    try:
+        with anyio.fail_after((tasks.read_timeout_ms or 10_000) / 1000):
+            result = await tasks.result(task_id)
+    except (TaskError, McpError, TimeoutError):
+        return None
+    return _text(result)
 
 
 # -- demo ----------------------------------------------------------------------------------
@@ -175,9 +157,7 @@ async def demo(options: DemoOptions, console: Console) -> int:
     """Run the demo's batch on an in-process 2025-11-25 task server."""
     from mcp.shared.memory import create_client_server_memory_streams
 
-    from ..mcp._server_sdk1 import build_core_server
-
-    server = build_core_server()
+    server = demo_server()
     notifications = TaskNotifications()
     view = TaskView(console, live=False if options.plain else None)
     async with (
@@ -192,8 +172,10 @@ async def demo(options: DemoOptions, console: Console) -> int:
         ) as session:
             await session.initialize()
             async with anyio.create_task_group() as results:
-                driver = _Driver(CoreTasks(session, notifications=notifications), results)
-                await run_demo(driver, demo_batch(options, _TOOL_FOR), view)
+                tasks = CoreTasks(session, notifications=notifications)
+                await run_demo(
+                    tasks, _reading(tasks, results), demo_batch(options, _TOOL_FOR), view
+                )
         tg.cancel_scope.cancel()  # the server
     return 0
 
@@ -220,9 +202,7 @@ async def serve(options: ServeOptions, console: Console) -> int:
     from starlette.applications import Starlette
     from starlette.routing import Route
 
-    from ..mcp._server_sdk1 import build_core_server
-
-    manager = StreamableHTTPSessionManager(app=build_core_server())
+    manager = StreamableHTTPSessionManager(app=demo_server())
     app = Starlette(routes=[Route("/mcp", endpoint=_Endpoint(manager))])
     return await serve_app(
         app,
@@ -239,7 +219,9 @@ async def serve(options: ServeOptions, console: Console) -> int:
 
 
 @asynccontextmanager
-async def _connect(url: str, timeout_ms: float) -> AsyncGenerator[_Driver]:
+async def _connect(
+    url: str, timeout_ms: float
+) -> AsyncGenerator[tuple[CoreTasks, Reading[types.Task]]]:
     """Open a session to the 2025-11-25 task server at ``url``."""
     from mcp.client.streamable_http import streamable_http_client
 
@@ -257,15 +239,15 @@ async def _connect(url: str, timeout_ms: float) -> AsyncGenerator[_Driver]:
             )
         tasks = CoreTasks(session, notifications=notifications, read_timeout_ms=timeout_ms)
         async with anyio.create_task_group() as tg:
-            yield _Driver(tasks, tg)
+            yield tasks, _reading(tasks, tg)
             tg.cancel_scope.cancel()
 
 
 async def watch(options: WatchOptions, console: Console, progress: WatchProgress) -> int:
     """Call the tool as a task on the server at ``options.url`` and watch it to its end."""
     view = TaskView(console, live=False if options.plain else None)
-    async with _connect(options.url, options.request_timeout_ms) as driver:
-        return await run_watch(driver, options, view, progress)
+    async with _connect(options.url, options.request_timeout_ms) as (tasks, reading):
+        return await run_watch(tasks, reading, options, view, progress)
 
 
 def explain(error: BaseException, options: Options) -> str | None:

@@ -19,13 +19,21 @@ from pydantic import ValidationError
 
 from .._core._errors import InvalidResultError, TaskCancelledError, TaskError
 from ..mcp import TASKS_EXTENSION, is_transient
-from ..mcp.sdk2 import CoreTasks, ExtensionTask, ExtensionTasks, TaskNotifications, session_options
+from ..mcp.sdk2 import (
+    CoreTasks,
+    ExtensionTask,
+    ExtensionTasks,
+    TaskNotifications,
+    demo_server,
+    session_options,
+)
 from ._run import (
     DEMO_ANSWER,
     CommandError,
     DemoOptions,
     Options,
     Outcome,
+    Reading,
     ServeOptions,
     State,
     WatchOptions,
@@ -43,10 +51,9 @@ from ._view import TaskView
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
 
-    from reactivex import Observable
     from rich.console import Console
 
-    from .._poll.policy import PollPolicy
+    from ..mcp._common import TaskAdapter
 
 __all__ = [
     "BACKENDS",
@@ -93,97 +100,51 @@ def _question(request: Any) -> str | None:
         return None
 
 
-class _ExtensionDriver:
-    """The commands' `Driver` over `ExtensionTasks` (the tasks extension)."""
+def _extension_reading(tasks: ExtensionTasks) -> Reading[ExtensionTask]:
+    """How the tasks extension's states read (their outcome is inlined)."""
 
-    def __init__(self, tasks: ExtensionTasks) -> None:
-        self.tasks = tasks
-
-    async def start(self, tool: str, arguments: dict[str, Any]) -> str:
-        return await self.tasks.start(tool, arguments)
-
-    def poll(
-        self,
-        task_id: str,
-        *,
-        default_interval_ms: float = 500,
-        cancel_on_dispose: bool = False,
-        policy: PollPolicy | None = None,
-    ) -> Observable[ExtensionTask]:
-        return self.tasks.poll(
-            task_id, default_interval_ms, cancel_on_dispose=cancel_on_dispose, policy=policy
-        )
-
-    def read(self, state: ExtensionTask) -> State:
-        message = None if state.status_message is None else str(state.status_message)
-        if message is None and isinstance(state.input_requests, dict) and state.input_requests:
+    def state(task: ExtensionTask) -> State:
+        message = None if task.status_message is None else str(task.status_message)
+        if message is None and isinstance(task.input_requests, dict) and task.input_requests:
             # fastmcp-tasks gives input_required no message: show what is asked.
-            asked = _question(next(iter(state.input_requests.values())))
+            asked = _question(next(iter(task.input_requests.values())))
             message = f"asks: {asked}" if asked else "needs input"
-        return State(state.status, message)
+        return State(task.status, message)
 
-    def immediate(self, result: object) -> Outcome:
-        return _immediate(result)
-
-    async def cancel(self, task_id: str) -> None:
-        await self.tasks.cancel_task(task_id)
-
-    async def respond(self, task_id: str, state: ExtensionTask) -> None:
+    async def respond(task_id: str, task: ExtensionTask) -> None:
         answer = mcp_types.ElicitResult(action="accept", content={"answer": DEMO_ANSWER})
-        new = self.tasks.new_input_requests(state)
+        new = tasks.new_input_requests(task)
         if new:
-            await self.tasks.update(task_id, dict.fromkeys(new, answer))
+            await tasks.update(task_id, dict.fromkeys(new, answer))
 
-    async def outcome(self, task_id: str, final: ExtensionTask) -> Outcome:
+    async def outcome(_: str, final: ExtensionTask) -> Outcome:
         try:
-            result = self.tasks.outcome(final)
+            result = tasks.outcome(final)
         except TaskCancelledError:
             return Outcome("cancelled", final.status_message or "cancelled")
         except TaskError as exc:
             return Outcome(exc.status, str(exc))
         return Outcome("completed", _text(result), tool_error=bool(result.is_error))
 
+    return Reading(state=state, outcome=outcome, respond=respond, immediate=_immediate)
 
-class _CoreDriver:
-    """The commands' `Driver` over `CoreTasks` (2025-11-25 tasks from mcp 2.x)."""
 
-    def __init__(self, tasks: CoreTasks) -> None:
-        self.tasks = tasks
+def _core_reading(tasks: CoreTasks) -> Reading[mcp_types.Task]:
+    """How 2025-11-25 states read from mcp 2.x (input is not answered: it needs tasks/result)."""
 
-    async def start(self, tool: str, arguments: dict[str, Any]) -> str:
-        return await self.tasks.start(tool, arguments)
+    def state(task: mcp_types.Task) -> State:
+        pushed = isinstance(task, mcp_types.TaskStatusNotificationParams)
+        message = None if task.status_message is None else str(task.status_message)
+        return State(task.status, message, pushed=pushed)
 
-    def poll(
-        self,
-        task_id: str,
-        *,
-        default_interval_ms: float = 500,
-        cancel_on_dispose: bool = False,
-        policy: PollPolicy | None = None,
-    ) -> Observable[mcp_types.Task]:
-        return self.tasks.poll(
-            task_id, default_interval_ms, cancel_on_dispose=cancel_on_dispose, policy=policy
-        )
-
-    def read(self, state: mcp_types.Task) -> State:
-        pushed = isinstance(state, mcp_types.TaskStatusNotificationParams)
-        message = None if state.status_message is None else str(state.status_message)
-        return State(state.status, message, pushed=pushed)
-
-    def immediate(self, result: object) -> Outcome:
-        return _immediate(result)
-
-    async def cancel(self, task_id: str) -> None:
-        await self.tasks.cancel_task(task_id)
-
-    async def respond(self, task_id: str, state: mcp_types.Task) -> None:
+    async def respond(_task_id: str, _task: mcp_types.Task) -> None:
         """Nothing: answering needs ``tasks/result`` and an elicitation callback."""
 
-    async def outcome(self, task_id: str, final: mcp_types.Task) -> Outcome:
+    async def outcome(task_id: str, final: mcp_types.Task) -> Outcome:
         # The final status decides, whatever tasks/result would answer.
         if final.status == "completed":
             try:
-                result = await self.tasks.result(task_id)
+                result = await tasks.result(task_id)
             except MCPError as exc:
                 if is_transient(exc):
                     raise  # the server, not the task: exit 2
@@ -192,6 +153,8 @@ class _CoreDriver:
                 return Outcome("failed", why)
             return Outcome("completed", _text(result), tool_error=bool(result.is_error))
         return Outcome(final.status, str(final.status_message or final.status))
+
+    return Reading(state=state, outcome=outcome, respond=respond, immediate=_immediate)
 
 
 def _immediate(result: object) -> Outcome:
@@ -208,16 +171,14 @@ async def demo(options: DemoOptions, console: Console) -> int:
     """Run the demo's batch on an in-process tasks-extension server."""
     from fastmcp.client.transports import FastMCPTransport
 
-    from ..mcp._server_sdk2 import build_extension_server
-
-    server = build_extension_server()
+    server = demo_server()
     notifications = TaskNotifications()
     view = TaskView(console, live=False if options.plain else None)
     transport = FastMCPTransport(server)
     async with transport.connect_session(**session_options(notifications)) as session:
         await session.discover()
-        driver = _ExtensionDriver(ExtensionTasks(session, notifications=notifications))
-        await run_demo(driver, demo_batch(options), view)
+        tasks = ExtensionTasks(session, notifications=notifications)
+        await run_demo(tasks, _extension_reading(tasks), demo_batch(options), view)
     return 0
 
 
@@ -226,9 +187,7 @@ async def demo(options: DemoOptions, console: Console) -> int:
 
 async def serve(options: ServeOptions, console: Console) -> int:
     """Serve the demo's tasks-extension server over Streamable HTTP on 127.0.0.1."""
-    from ..mcp._server_sdk2 import build_extension_server
-
-    app = build_extension_server().http_app(path="/mcp")
+    app = demo_server().http_app(path="/mcp")
     return await serve_app(
         app,
         options=options,
@@ -244,8 +203,10 @@ async def serve(options: ServeOptions, console: Console) -> int:
 
 
 @asynccontextmanager
-async def _connect(url: str, timeout_ms: float) -> AsyncGenerator[_ExtensionDriver | _CoreDriver]:
-    """Open a session to ``url`` and pick the driver for the server's kind of tasks."""
+async def _connect(
+    url: str, timeout_ms: float
+) -> AsyncGenerator[tuple[TaskAdapter[Any], Reading[Any]]]:
+    """Open a session to ``url``; the adapter for the server's kind of tasks, and its reading."""
     from mcp.client.streamable_http import streamable_http_client
 
     notifications = TaskNotifications()
@@ -263,9 +224,10 @@ async def _connect(url: str, timeout_ms: float) -> AsyncGenerator[_ExtensionDriv
                 await session.initialize()  # a server of an earlier revision
             capabilities = session.server_capabilities
             if capabilities is not None and TASKS_EXTENSION in (capabilities.extensions or {}):
-                yield _ExtensionDriver(
-                    ExtensionTasks(session, notifications=notifications, read_timeout_ms=timeout_ms)
+                extension = ExtensionTasks(
+                    session, notifications=notifications, read_timeout_ms=timeout_ms
                 )
+                yield extension, _extension_reading(extension)
             elif capabilities is not None and capabilities.tasks is not None:
                 tasks = CoreTasks(
                     session,
@@ -273,7 +235,7 @@ async def _connect(url: str, timeout_ms: float) -> AsyncGenerator[_ExtensionDriv
                     dispatcher=dispatcher,
                     read_timeout_ms=timeout_ms,
                 )
-                yield _CoreDriver(tasks)
+                yield tasks, _core_reading(tasks)
             else:
                 raise CommandError(
                     f"{url} supports no tasks: it declares neither the tasks extension"
@@ -284,8 +246,8 @@ async def _connect(url: str, timeout_ms: float) -> AsyncGenerator[_ExtensionDriv
 async def watch(options: WatchOptions, console: Console, progress: WatchProgress) -> int:
     """Call the tool as a task on the server at ``options.url`` and watch it to its end."""
     view = TaskView(console, live=False if options.plain else None)
-    async with _connect(options.url, options.request_timeout_ms) as driver:
-        return await run_watch(driver, options, view, progress)
+    async with _connect(options.url, options.request_timeout_ms) as (tasks, reading):
+        return await run_watch(tasks, reading, options, view, progress)
 
 
 def explain(error: BaseException, options: Options) -> str | None:
