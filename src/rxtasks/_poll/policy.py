@@ -116,6 +116,24 @@ class PollPolicy:
             ``createdAt`` and ``lastUpdatedAt``, never by comparing the two clocks; a
             task the server still reports is polled on.
 
+    In reactivex terms, with ``timer = server_timer(get_task, task_id, policy=policy)``
+    (the fused `poll` is held equal to these compositions by a property test):
+
+    - ``min_interval_ms`` / ``max_interval_ms``: the clamp inside `server_timer`; each
+      tick is due ``policy.clamp(hint)`` after the response.
+    - ``timeout_ms``: ``timer.pipe(until_terminal(), ops.timeout(start + timeout,
+      other=reactivex.throw(PollTimeoutError(...))))``, at an absolute time from
+      subscription, so a result does not restart the count.
+    - ``retry``: reactivex has no ``retry_when``; it is a ``catch`` that, for a transient
+      error, resubscribes to ``timer`` after ``Retry.delay_ms(n)`` (``reactivex.timer``
+      then ``flat_map``), counting errors in a row and resetting the count on a result;
+      any other error, or one past ``attempts``, is re-raised.
+    - pushes (`poll`'s ``notifications``, not a policy field): a ``switch_latest`` over
+      this task's fresh pushes, each restarting ``timer`` after ``push``'s interval,
+      with results older than one emitted (``lastUpdatedAt``) filtered out.
+    - ``ttl_backstop``: a ``catch`` that maps "not found", once the ttl has surely
+      passed, to `TaskExpiredError`.
+
     Example:
         >>> policy = PollPolicy(min_interval_ms=100, max_interval_ms=30_000,
         ...                     timeout_ms=600_000, retry=Retry(attempts=5))
