@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
-from typing import TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator
@@ -99,6 +99,19 @@ def serve_http(
         sock.close()
 
 
+def _read_line(stream: IO[str]) -> str:
+    """One line from a child's pipe, read byte by byte; "" at its end.
+
+    Iterating or ``readline`` on the pipe's text wrapper reads ahead into its buffer,
+    and ``communicate()`` later reads the file descriptor itself: what was read ahead
+    would be lost. Byte by byte, nothing is taken beyond the line.
+    """
+    line = bytearray()
+    while (byte := os.read(stream.fileno(), 1)) and byte != b"\n":
+        line += byte
+    return line.decode() + ("\n" if byte else "")
+
+
 def interrupt_watch(url: str, *args: str) -> tuple[int, str, str]:
     """Run ``rxtasks watch URL ARGS``, press Ctrl-C once the task works; return its end.
 
@@ -122,7 +135,7 @@ def interrupt_watch(url: str, *args: str) -> tuple[int, str, str]:
     )
     assert process.stderr is not None
     seen: list[str] = []
-    for line in process.stderr:  # the progress: wait until the task has ticked
+    while line := _read_line(process.stderr):  # the progress: wait until the task has ticked
         seen.append(line)
         if " working " in line and "tick" in line:
             break
@@ -150,7 +163,7 @@ def rxtasks_serve(*args: str) -> Generator[str]:
         text=True,
     )
     assert process.stdout is not None
-    first = process.stdout.readline()
+    first = _read_line(process.stdout)
     match = re.search(r" on (http://127\.0\.0\.1:\d+/mcp)$", first.strip())
     assert match is not None, first + process.communicate(timeout=TIMEOUT_S)[1]
     try:
@@ -158,6 +171,7 @@ def rxtasks_serve(*args: str) -> Generator[str]:
     finally:
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=TIMEOUT_S)
+    out = first + out
     assert process.returncode == 130, err
     assert err.endswith("rxtasks serve: stopped\n"), err
     assert "tools: " in out
