@@ -304,7 +304,7 @@ class _PollIterator(ObservableIterator[T]):
                 now = loop.clock()
                 due = self._start + delay
                 if not delay or now >= due:
-                    await loop.sleep(0)  # a checkpoint, as the SDK's loop sleeps 0
+                    await loop.checkpoint()  # a checkpoint, as the SDK's loop sleeps 0
                 else:
                     await loop.sleep(delay if now == self._start else due - now)
             result = await self._get_task(self._task_id)

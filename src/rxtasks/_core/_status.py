@@ -38,6 +38,9 @@ _HINT_NAMES: Final = ("pollIntervalMs", "poll_interval_ms", "pollInterval", "pol
 
 _MISSING: Final = object()
 
+# Below this, an integer hint divided by 1000 is a finite float (the fast path's bound).
+_INT_HINT_LIMIT: Final = 10**300
+
 
 def is_terminal(status: str) -> bool:
     """Tell whether a task status is terminal: ``completed``, ``failed`` or ``cancelled``.
@@ -246,6 +249,12 @@ class ResultReader:
         The result's hint if it is a finite number of milliseconds >= 0, else the default
         (an unusable hint is warned about once).
         """
+        known = self._hint_name
+        if known is not None and type(result) is self._object_type:
+            # Every poll after the first: the same type, its hint where it was last time.
+            hint = getattr(result, known, None)
+            if type(hint) is int and 0 <= hint < _INT_HINT_LIMIT:
+                return hint / 1000  # what _hint_seconds returns for it
         hint = self._hint(result)
         if hint is None:
             return self._default_s

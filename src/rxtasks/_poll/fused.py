@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from reactivex import Observable, abc
@@ -153,7 +154,7 @@ class Poller(abc.DisposableBase, Generic[T]):
         "_cancel",
         "_capped",
         "_deadline",
-        "_get_task",
+        "_fetch",
         "_observer",
         "_pushes",
         "_retrier",
@@ -184,8 +185,9 @@ class Poller(abc.DisposableBase, Generic[T]):
         self._observer = observer
         self.scheduler = scheduler
         self.runtime = runtime
-        self._get_task = get_task
         self.task_id = task_id
+        # What every call awaits, made once (a partial adds no Python frame to a poll).
+        self._fetch: Callable[[], Awaitable[T]] = partial(get_task, task_id)
         self.reader = ResultReader(task_id, default_interval_ms)
         self.policy = policy
         # The call in flight, or the last one dropped, until it has really returned.
@@ -229,9 +231,6 @@ class Poller(abc.DisposableBase, Generic[T]):
             previous.when_settled(self.call_now)
             return
         self._call = self.runtime.schedule_await(self._fetch, self._on_result, self._on_error)
-
-    def _fetch(self) -> Awaitable[T]:
-        return self._get_task(self.task_id)
 
     def _on_result(self, result: T) -> None:
         self._call = None

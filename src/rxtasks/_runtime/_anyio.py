@@ -19,13 +19,14 @@ if TYPE_CHECKING:
     from types import TracebackType
 
     from anyio.abc import TaskGroup
-    from reactivex import abc
+    from reactivex import abc, typing
 
     from ._loop import Alarm
 
 __all__ = ["AnyioScheduler", "SchedulerStatistics"]
 
 T = TypeVar("T")
+_TState = TypeVar("_TState")
 
 # The exception groups task groups wrap errors in (trio's and asyncio's alike).
 _WRAPPERS = (ExceptionGroup, BaseExceptionGroup)
@@ -196,9 +197,14 @@ class AnyioScheduler(LoopScheduler):
 
     # -- scheduling ---------------------------------------------------------------------
 
-    def _schedule_after(
-        self, delay: float, action: abc.ScheduledAction[Any], state: Any
+    def schedule_relative(
+        self,
+        duetime: typing.RelativeTime,
+        action: abc.ScheduledAction[_TState],
+        state: _TState | None = None,
     ) -> abc.DisposableBase:
+        """Run ``action`` after ``duetime`` (seconds or ``timedelta``) on the loop's clock."""
+        delay = duetime if type(duetime) is float and duetime >= 0 else self._seconds(duetime)
         if self._task_group is None:
             self._check_running()
         if threading.get_ident() != self._thread:
@@ -289,7 +295,8 @@ class AnyioScheduler(LoopScheduler):
 
     def _await_settled(self) -> None:
         self._in_flight -= 1
-        if self._closing and self._finished():
+        # Never finished while a timer is pending (a poll's next one): that is checked first.
+        if self._closing and not self._timers.live and self._finished():
             self._wake_all()
 
     def _detach(self, call: AwaitCall[Any]) -> None:
@@ -331,66 +338,80 @@ class AnyioScheduler(LoopScheduler):
             self._task_group.start_soon(self._work, name=f"{self!r} worker")
 
     async def _work(self) -> None:
+        """A worker: fire due timers and run awaits, one checkpoint between polls.
+
+        One coroutine from the task down to the checkpoint: every poll resumes it.
+        """
+        timers = self._timers
+        calls = self._calls
+        checkpoint = self._loop.checkpoint
+        deliver = self._deliver_fn
         try:
             with anyio.CancelScope() as scope:
                 worker = _Worker(scope, self._loop.alarm())
+                interrupt = worker.interrupt
                 self._coming -= 1
-                await self._work_loop(worker)
+                checkpointed = True
+                while not worker.interrupted:
+                    now = timers.due_now()
+                    if now is not None:
+                        if not checkpointed:
+                            # Timers that fell due while this worker ran synchronously: let
+                            # the rest of the program run first, as the SDK's loop does
+                            # between polls.
+                            await checkpoint()
+                            checkpointed = True
+                            continue
+                        self._run_due_timers(now)
+                    if calls:
+                        call = calls.popleft()
+                        if calls or (timers.live and self._sleeper is None):
+                            self._summon()  # this worker is busy now: more work needs another
+                        if call.begin(interrupt):
+                            await call.run(deliver)
+                        checkpointed = False
+                    elif await self._wait_for_work(worker):
+                        checkpointed = True
+                    else:
+                        return
         finally:
-            self._workers -= 1
-            task_group = self._task_group
-            if (
-                task_group is not None
-                and not task_group.cancel_scope.cancel_called
-                and (self._calls or (self._timers.live and self._sleeper is None))
-            ):
-                self._summon()  # this worker ended with its cancelled await: replace it
+            self._worker_ended()
+
+    async def _wait_for_work(self, worker: _Worker) -> bool:
+        """Nothing to run now: sleep until the next timer, or idle until summoned.
+
+        Returns:
+            False if the worker should end: the block is over, or enough are idle.
+        """
+        if self._closing and self._finished():
+            self._wake_all()
+            return False
+        due = self._timers.next_due()
+        if due is not None and self._sleeper is None:
+            await self._sleep_until(worker, due)
+            return True
+        if len(self._idle) >= _MAX_IDLE:
+            return False
+        worker.wakeup = anyio.Event()
+        self._idle.append(worker)
+        await worker.wakeup.wait()
+        self._coming -= 1
+        return True
+
+    def _worker_ended(self) -> None:
+        self._workers -= 1
+        task_group = self._task_group
+        if (
+            task_group is not None
+            and not task_group.cancel_scope.cancel_called
+            and (self._calls or (self._timers.live and self._sleeper is None))
+        ):
+            self._summon()  # this worker ended with its cancelled await: replace it
 
     async def _run_alone(self, call: AwaitCall[Any]) -> None:
         with anyio.CancelScope() as scope:
             if call.begin(scope.cancel):
                 await call.run(self._deliver_fn)
-
-    async def _work_loop(self, worker: _Worker) -> None:
-        timers = self._timers
-        calls = self._calls
-        clock = self._loop.clock
-        sleep = self._loop.sleep
-        deliver = self._deliver_fn
-        checkpointed = True
-        while not worker.interrupted:
-            due = timers.next_due()
-            if due is not None and due <= clock():
-                if not checkpointed:
-                    # Timers that fell due while this worker ran synchronously: let the
-                    # rest of the program run first, as the SDK's loop does between polls.
-                    await sleep(0)
-                    checkpointed = True
-                    continue
-                self._run_due_timers(clock())
-            if calls:
-                call = calls.popleft()
-                if calls or (timers.live and self._sleeper is None):
-                    self._summon()  # this worker is busy now: more work needs another
-                if call.begin(worker.interrupt):
-                    await call.run(deliver)
-                checkpointed = False
-                continue
-            if self._closing and self._finished():
-                self._wake_all()
-                return
-            due = timers.next_due()
-            if due is not None and self._sleeper is None:
-                await self._sleep_until(worker, due)
-                checkpointed = True
-                continue
-            if len(self._idle) >= _MAX_IDLE:
-                return
-            worker.wakeup = anyio.Event()
-            self._idle.append(worker)
-            await worker.wakeup.wait()
-            self._coming -= 1
-            checkpointed = True
 
     async def _sleep_until(self, worker: _Worker, due: float) -> None:
         """Sleep until the first timer is due, or until woken for an earlier one."""
@@ -409,7 +430,7 @@ class AnyioScheduler(LoopScheduler):
         timers = self._timers
         self._in_sync = True
         try:
-            while (entry := timers.pop_due(now)) is not None:
+            while timers.live and (entry := timers.pop_due(now)) is not None:
                 entry.run(self)
         finally:
             self._in_sync = False

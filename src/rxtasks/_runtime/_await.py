@@ -132,9 +132,16 @@ class AwaitCall(abc.DisposableBase, Generic[T]):
         """The awaitable returned ``result``: deliver it unless disposed, and settle."""
         running = self.state is RUNNING
         self.state = SETTLED
-        if self.settle_hook is None and self._then is None:  # every plain poll
-            if running:
-                deliver(self.on_result, result)
+        if self._then is None:
+            # Every plain poll: only the runtime waits for the call (`_settled`, inlined).
+            hook, self.settle_hook = self.settle_hook, None
+            self._interrupt = None
+            try:
+                if running:
+                    deliver(self.on_result, result)
+            finally:
+                if hook is not None:
+                    hook()
             return
         try:
             if running:

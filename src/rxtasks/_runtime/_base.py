@@ -57,7 +57,7 @@ class LoopScheduler(PeriodicScheduler, Runtime):
         self, action: abc.ScheduledAction[_TState], state: _TState | None = None
     ) -> abc.DisposableBase:
         """Run ``action`` as soon as possible, after the work already due."""
-        return self._schedule_after(0.0, action, state)
+        return self.schedule_relative(0.0, action, state)
 
     def schedule_relative(
         self,
@@ -66,12 +66,10 @@ class LoopScheduler(PeriodicScheduler, Runtime):
         state: _TState | None = None,
     ) -> abc.DisposableBase:
         """Run ``action`` after ``duetime`` (seconds or ``timedelta``) on the loop's clock."""
-        seconds = duetime if type(duetime) is float else self.to_seconds(duetime)
-        if not seconds >= 0:  # also true for NaN, which would corrupt the timer queue
-            if math.isnan(seconds):
-                raise ArgumentError("`duetime` must not be NaN")
-            seconds = 0.0
-        return self._schedule_after(seconds, action, state)
+        seconds = duetime if type(duetime) is float and duetime >= 0 else self._seconds(duetime)
+        if threading.get_ident() != self._loop.thread:
+            return ThreadHop(self, lambda: self._queue_timer(seconds, action, state))
+        return self._queue_timer(seconds, action, state)
 
     def schedule_absolute(
         self,
@@ -83,12 +81,18 @@ class LoopScheduler(PeriodicScheduler, Runtime):
         seconds = (self.to_datetime(duetime) - self.now).total_seconds()
         return self.schedule_relative(seconds, action, state)
 
-    def _schedule_after(
-        self, delay: float, action: abc.ScheduledAction[Any], state: Any
-    ) -> abc.DisposableBase:
-        if threading.get_ident() != self._loop.thread:
-            return ThreadHop(self, lambda: self._queue_timer(delay, action, state))
-        return self._queue_timer(delay, action, state)
+    def _seconds(self, duetime: typing.RelativeTime) -> float:
+        """A relative due time in seconds, at least 0 (what `schedule_relative` waits).
+
+        Raises:
+            ArgumentError: If it is NaN, which would corrupt the timer queue.
+        """
+        seconds = self.to_seconds(duetime)
+        if not seconds >= 0:
+            if math.isnan(seconds):
+                raise ArgumentError("`duetime` must not be NaN")
+            seconds = 0.0
+        return seconds
 
     @abstractmethod
     def _queue_timer(

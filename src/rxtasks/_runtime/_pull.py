@@ -16,11 +16,12 @@ from ._base import LoopScheduler, ThreadHop
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from reactivex import abc
+    from reactivex import abc, typing
 
 __all__ = ["PullScheduler"]
 
 T = TypeVar("T")
+_TState = TypeVar("_TState")
 
 
 class PullScheduler(LoopScheduler):
@@ -52,10 +53,15 @@ class PullScheduler(LoopScheduler):
 
     # -- scheduling ---------------------------------------------------------------------
 
-    def _schedule_after(
-        self, delay: float, action: abc.ScheduledAction[Any], state: Any
+    def schedule_relative(
+        self,
+        duetime: typing.RelativeTime,
+        action: abc.ScheduledAction[_TState],
+        state: _TState | None = None,
     ) -> abc.DisposableBase:
+        """Run ``action`` after ``duetime`` (seconds or ``timedelta``) on the loop's clock."""
         # LoopScheduler's, with _queue_timer inlined: every poll schedules its next one.
+        delay = duetime if type(duetime) is float and duetime >= 0 else self._seconds(duetime)
         if threading.get_ident() != self._loop.thread:
             return ThreadHop(self, lambda: self._queue_timer(delay, action, state))
         timers = self._timers
@@ -197,7 +203,7 @@ class PullScheduler(LoopScheduler):
                 return  # woken: look again at what is ready and queued
             now = max(clock(), due)  # due, even if the clock reads a hair earlier
         else:
-            await self._loop.sleep(0)  # a checkpoint, as the SDK's loop sleeps 0
+            await self._loop.checkpoint()  # a checkpoint, as the SDK's loop sleeps 0
             now = clock()
         entry = timers.pop_due(now)
         if entry is not None:

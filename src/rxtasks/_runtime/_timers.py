@@ -120,6 +120,24 @@ class TimerQueue:
             heapq.heappop(heap)
         return heap[0][0] if heap else None
 
+    def due_now(self) -> float | None:
+        """The time to run the due timers at (`pop_due`), or None if none is due yet.
+
+        The clock, if a heap timer is due by it; ``-inf`` if only immediate timers are,
+        which need no clock: the common case of a poll at interval 0 reads none.
+        """
+        heap = self._heap
+        while heap and heap[0][4].queue is None:
+            heapq.heappop(heap)
+        if heap:
+            now = self._clock()
+            if heap[0][0] <= now:
+                return now
+        immediate = self._now  # has_immediate, inlined: every poll at interval 0 asks
+        while immediate and immediate[0].queue is None:
+            immediate.popleft()
+        return -math.inf if immediate else None
+
     def wait_time(self, now: float) -> float:
         """How long to sleep from ``now`` for the first heap timer (there must be one).
 
@@ -144,10 +162,6 @@ class TimerQueue:
             entry.queue = None
             self.live -= 1
             return entry
-        return self.pop_immediate() if self._now else None
-
-    def pop_immediate(self) -> TimerEntry | None:
-        """Take the first live immediate timer (delay 0), if any."""
         queue = self._now
         while queue:
             entry = queue.popleft()
