@@ -116,10 +116,16 @@ def test_same_results_same_calls_same_times(
 
 
 def test_signature_matches_the_sdk() -> None:
-    """Same parameter names and defaults: a drop-in by keyword too."""
+    """Same parameter names and defaults: a drop-in by keyword too.
+
+    rxtasks' additions come after the SDK's, keyword-only and optional.
+    """
     import inspect
 
-    ours_params = inspect.signature(rxtasks.poll_until_terminal).parameters
-    sdk_params = inspect.signature(sdk_poll).parameters
-    assert list(ours_params) == list(sdk_params)
-    assert [p.default for p in ours_params.values()] == [p.default for p in sdk_params.values()]
+    ours = list(inspect.signature(rxtasks.poll_until_terminal).parameters.values())
+    sdk = list(inspect.signature(sdk_poll).parameters.values())
+    assert [p.name for p in ours[: len(sdk)]] == [p.name for p in sdk]
+    assert [p.default for p in ours[: len(sdk)]] == [p.default for p in sdk]
+    extra = ours[len(sdk) :]
+    assert [p.name for p in extra] == ["initial"]
+    assert all(p.kind is p.KEYWORD_ONLY and p.default is None for p in extra)

@@ -8,7 +8,9 @@ fresh push). On hypothesis-generated scripts (unknown statuses, unusable hints, 
 without a status, errors, latencies) with pushes and a disposal at random times, `poll`
 and the reference give the same notifications at the same times and call ``get_task`` at
 the same times, on reactivex's TestScheduler, trio's MockClock and asyncio's looptime.
-`poll_until_terminal` is held to ``iterate`` of the model the same way.
+`poll_until_terminal` is held to ``iterate`` of the model the same way. Each case may
+start from a known state (``initial=``, the created task): emitted first, the first call
+due its interval later.
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class Case:
     pushes: tuple[tuple[float, str, int | None], ...]  # (at, status, hint)
     dispose_at: float | None
     seed: int
+    initial: tuple[str, int | None] | None = None  # a created task: (status, hint)
 
 
 # Times on a grid of 1/20 s; pushes, disposals and deadlines off it (1/70, 1/40, 3/64
@@ -103,6 +106,13 @@ def cases(draw: st.DrawFn, *, latency: bool) -> Case:
             for at in draw(st.lists(st.integers(0, 60), min_size=1, max_size=3, unique=True))
         )
     dispose = draw(st.none() | st.integers(1, 80))
+    initial = draw(
+        st.none()
+        | st.tuples(
+            st.sampled_from(["working", "working", "input_required", "completed"]),
+            st.sampled_from([None, 0, 100, 250, -1]),
+        )
+    )
     return Case(
         script=draw(steps(latency=latency)),
         default_ms=draw(st.sampled_from([0, 100, 500])),
@@ -110,7 +120,16 @@ def cases(draw: st.DrawFn, *, latency: bool) -> Case:
         pushes=tuple(sorted(pushes, key=lambda push: push[0])),
         dispose_at=None if dispose is None else dispose / 20 + 1 / 40,
         seed=draw(st.integers(0, 2**16)),
+        initial=initial,
     )
+
+
+def initial_of(case: Case) -> Task | None:
+    """The case's created task, as the server would have answered tools/call."""
+    if case.initial is None:
+        return None
+    status, hint = case.initial
+    return Task("t", status, hint, None, T0, T0)
 
 
 def policy_of(case: Case) -> PollPolicy | None:
@@ -143,8 +162,12 @@ def model(case: Case, server: FakeTaskServer, pushes: Observable[Any]) -> Observ
     """The model and the reference of the case's policy element, in reactivex terms."""
     policy = policy_of(case)
 
-    def timer() -> Observable[Any]:
-        return rxtasks.server_timer(server.get_task, "t", case.default_ms, policy=policy)
+    def timer(first: bool = True) -> Observable[Any]:
+        """The timer; from the created task on the first subscription only."""
+        initial = initial_of(case) if first else None
+        return rxtasks.server_timer(
+            server.get_task, "t", case.default_ms, policy=policy, initial=initial
+        )
 
     match case.element:
         case "deadline":
@@ -170,18 +193,22 @@ def model(case: Case, server: FakeTaskServer, pushes: Observable[Any]) -> Observ
             return timer().pipe(rxtasks.until_terminal())
 
 
-def retried(source: Callable[[], Observable[Any]], retry: Retry) -> Observable[Any]:
+def retried(source: Callable[[bool], Observable[Any]], retry: Retry) -> Observable[Any]:
     """Retry as a ``catch`` that resubscribes after the backoff; a success resets the count."""
 
     def subscribe(_: abc.SchedulerBase | None) -> Observable[Any]:
         failures = 0
+        attempts = 0
 
         def succeeded(_: object) -> None:
             nonlocal failures
             failures = 0
 
         def attempt() -> Observable[Any]:
-            return source().pipe(ops.do_action(succeeded), ops.catch(on_error))
+            nonlocal attempts
+            attempts += 1
+            first = attempts == 1  # a resubscription polls; the known state was emitted
+            return source(first).pipe(ops.do_action(succeeded), ops.catch(on_error))
 
         def on_error(error: Exception, _: Observable[Any]) -> Observable[Any]:
             nonlocal failures
@@ -200,7 +227,7 @@ _START = object()
 
 
 def raced(
-    source: Callable[[], Observable[Any]], pushes: Observable[Any], case: Case
+    source: Callable[[bool], Observable[Any]], pushes: Observable[Any], case: Case
 ) -> Observable[Any]:
     """Pushes as ``switch_latest``: each fresh push is emitted and restarts the timer.
 
@@ -233,9 +260,9 @@ def raced(
 
         def restart(push: object) -> Observable[Any]:
             if push is _START:
-                return source()
+                return source(True)
             after = reactivex.timer(reader.delay_seconds(push)).pipe(
-                ops.flat_map(lambda _: source())
+                ops.flat_map(lambda _: source(False))
             )
             return reactivex.concat(reactivex.just(push), after)
 
@@ -261,6 +288,7 @@ def fused(case: Case, server: FakeTaskServer, pushes: Observable[Any]) -> Observ
         case.default_ms,
         policy=policy_of(case),
         notifications=pushes if case.element == "pushes" else None,
+        initial=initial_of(case),
     )
 
 
@@ -381,14 +409,16 @@ def test_poll_equals_the_model_on_the_event_loops(case: Case, clock: Clock) -> N
 @given(case=cases(latency=True), clock=st.sampled_from(["trio", "asyncio"]))
 def test_poll_until_terminal_equals_iterate_of_the_model(case: Case, clock: Clock) -> None:
     """The fused pull iterator and ``iterate(model)``: the same items, times and calls."""
-    plain = Case(case.script, case.default_ms, "none", (), None, case.seed)
+    plain = Case(case.script, case.default_ms, "none", (), None, case.seed, case.initial)
     sides: list[Any] = []
     for fused_side in (True, False):
 
         async def main(fused_side: bool = fused_side) -> None:
             server = FakeTaskServer({"t": plain.script}, epoch=T0)
             items = (
-                rxtasks.poll_until_terminal(server.get_task, "t", plain.default_ms)
+                rxtasks.poll_until_terminal(
+                    server.get_task, "t", plain.default_ms, initial=initial_of(plain)
+                )
                 if fused_side
                 else rxtasks.iterate(model(plain, server, reactivex.never()))
             )

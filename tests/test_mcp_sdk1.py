@@ -36,13 +36,18 @@ pytestmark = pytest.mark.mcp1
 
 
 class Counting(CoreTasks):
-    """CoreTasks that counts its tasks/get calls."""
+    """CoreTasks that counts its tasks/get calls, and notes when each went out."""
 
     gets: int = 0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sent_at: list[float] = []
 
     async def get_task(self, task_id: str) -> types.GetTaskResult:
         """Count, then ask the server."""
         self.gets += 1
+        self.sent_at.append(anyio.current_time())
         return await super().get_task(task_id)
 
 
@@ -97,6 +102,23 @@ async def test_poll_interval_is_the_servers(virtual_time: VirtualClock) -> None:
         times = [anyio.current_time() async for _ in rxtasks.iterate(source)]
     gaps = {round(b - a, 6) for a, b in pairwise(times)}
     assert gaps == {0.4}
+
+
+async def test_the_first_tasks_get_waits_the_created_tasks_hint(
+    virtual_time: VirtualClock,
+) -> None:
+    """create() then poll(created): the created state at once, no tasks/get before its hint."""
+    async with connect() as tasks:
+        created = await tasks.create("work", {"steps": 2, "step_ms": 1000, "interval_ms": 400})
+        start = anyio.current_time()
+        seen = [
+            (round(anyio.current_time() - start, 6), task.status)
+            async for task in rxtasks.iterate(tasks.poll(created))
+        ]
+    assert created.pollInterval == 400
+    assert seen[0] == (0.0, "working")
+    assert [round(at - start, 6) for at in tasks.sent_at][:2] == [0.4, 0.8]
+    assert tasks.gets < len(seen)  # the created state cost no request (the rest: pushes)
 
 
 async def test_failed_with_its_message(virtual_time: VirtualClock) -> None:

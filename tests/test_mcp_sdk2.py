@@ -85,6 +85,38 @@ async def test_extension_completed() -> None:
     assert result.content == [mcp_types.TextContent(type="text", text="done after 2 steps")]
 
 
+class Timed(ExtensionTasks):
+    """ExtensionTasks that notes when each tasks/get went out."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sent_at: list[float] = []
+
+    async def get_task(self, task_id: str) -> ExtensionTask:
+        """Note the time, then ask the server."""
+        self.sent_at.append(anyio.current_time())
+        return await super().get_task(task_id)
+
+
+async def test_extension_first_tasks_get_waits_the_created_hint() -> None:
+    """create() then poll(created): the created state first; no tasks/get before its hint."""
+    notifications = TaskNotifications()
+    transport = FastMCPTransport(build_extension_server())
+    async with transport.connect_session(**session_options(notifications)) as session:
+        await session.discover()
+        tasks = Timed(session, notifications=notifications)
+        created = await tasks.create("quick", {"steps": 2, "step_ms": 150})
+        start = anyio.current_time()
+        seen = [state async for state in rxtasks.iterate(tasks.poll(created))]
+    assert created.poll_interval_ms == 100
+    assert seen[0] is created
+    assert seen[-1].status == "completed"
+    assert len(tasks.sent_at) == len(seen) - 1  # the created state cost no request
+    # A lower bound, not a tolerance: asyncio may run a timer up to its clock's
+    # resolution (1 ms at most here) before the time asked for.
+    assert tasks.sent_at[0] - start >= 0.1 - 0.001
+
+
 async def test_extension_failed_with_its_message() -> None:
     """A failed task carries its JSON-RPC error; outcome() raises it."""
     async with extension_tasks() as tasks:

@@ -228,6 +228,8 @@ def poll_until_terminal(
     get_task: Callable[[str], Awaitable[T]],
     task_id: str,
     default_interval_ms: float = 500,
+    *,
+    initial: T | None = None,
 ) -> ObservableIterator[T]:
     """Poll a task until it reaches a terminal status: ``async for`` over `poll`.
 
@@ -252,6 +254,9 @@ def poll_until_terminal(
         get_task: Async function that takes the task id and returns its state.
         task_id: The task to poll.
         default_interval_ms: Interval when a result has no usable hint, in milliseconds.
+        initial: A known state (the created task's), as for `poll`: yielded first, and
+            the first call is due its interval after it (an rxtasks addition; the SDK's
+            generator always called at once).
 
     Returns:
         An async iterator of every result, ending with the terminal one.
@@ -263,7 +268,7 @@ def poll_until_terminal(
         completed
     """
     default_ms = check_ms(default_interval_ms, name="default_interval_ms")
-    return _PollIterator(get_task, task_id, default_ms)
+    return _PollIterator(get_task, task_id, default_ms, initial)
 
 
 class _PollIterator(ObservableIterator[T]):
@@ -275,14 +280,28 @@ class _PollIterator(ObservableIterator[T]):
     when it is already due.
     """
 
-    __slots__ = ("_delay", "_done", "_get_task", "_loop", "_reader", "_start", "_task_id")
+    __slots__ = (
+        "_delay",
+        "_done",
+        "_get_task",
+        "_initial",
+        "_loop",
+        "_reader",
+        "_start",
+        "_task_id",
+    )
 
     def __init__(
-        self, get_task: Callable[[str], Awaitable[T]], task_id: str, default_interval_ms: float
+        self,
+        get_task: Callable[[str], Awaitable[T]],
+        task_id: str,
+        default_interval_ms: float,
+        initial: T | None = None,
     ) -> None:
         self._get_task = get_task
         self._task_id = task_id
         self._reader = ResultReader(task_id, default_interval_ms)
+        self._initial = initial  # yielded by the first __anext__, in place of a call
         self._loop: LoopBinding | None = None
         self._start = 0.0  # when the last response arrived
         self._delay = 0.0  # and how long after it the next call is due
@@ -299,6 +318,9 @@ class _PollIterator(ObservableIterator[T]):
             loop = self._loop
             if loop is None:  # the first call: at once
                 self._loop = loop = LoopBinding()
+                initial, self._initial = self._initial, None
+                if initial is not None:
+                    return self._received(initial, loop)
             else:
                 delay = self._delay
                 now = loop.clock()
@@ -307,19 +329,22 @@ class _PollIterator(ObservableIterator[T]):
                     await loop.checkpoint()  # a checkpoint, as the SDK's loop sleeps 0
                 else:
                     await loop.sleep(delay if now == self._start else due - now)
-            result = await self._get_task(self._task_id)
-            self._start = loop.clock()
-            reader = self._reader
-            if reader.terminal(result):
-                self._done = True
-            else:
-                self._delay = reader.delay_seconds(result)
-            return result
+            return self._received(await self._get_task(self._task_id), loop)
         except BaseException:
             self._done = True  # like a generator that raised: finished
             raise
         finally:
             self._running = False
+
+    def _received(self, result: T, loop: LoopBinding) -> T:
+        """A result: the end if it is terminal, else when the next call is due."""
+        self._start = loop.clock()
+        reader = self._reader
+        if reader.terminal(result):
+            self._done = True
+        else:
+            self._delay = reader.delay_seconds(result)
+        return result
 
     async def aclose(self) -> None:
         """Stop: nothing runs between items, so there is nothing to cancel."""

@@ -39,6 +39,7 @@ def poll(
     notifications: Observable[Any] | None = None,
     cancel_task: Callable[[str], Awaitable[object]] | None = None,
     policy: PollPolicy | None = None,
+    initial: T | None = None,
 ) -> Observable[T]:
     """Poll one task at the pace the server asks for, as a cold observable.
 
@@ -87,6 +88,11 @@ def poll(
         policy: Limits for servers you do not control (`PollPolicy`): a floor and a cap
             on the interval, an overall timeout, retries of transient errors, the ttl
             backstop. Without one, every hint is followed and every error ends the poll.
+        initial: A state of the task already known, typically the one that created it
+            (``CreateTaskResult.task`` on 2025-11-25, the ``CreateTaskResult`` itself in
+            the tasks extension). It is emitted first, on subscription, and the first
+            ``get_task`` is due its interval after that, not at once: the server's pace
+            from the first poll on. If it is terminal, it is the only result. ``i---w-c|``
 
     Returns:
         An observable of every result, ending with the terminal one.
@@ -125,7 +131,7 @@ def poll(
             cancel_task=cancel_task,
             policy=policy,
         )
-        poller.start(notifications)
+        poller.start(notifications, initial)
         return poller
 
     return Observable(subscribe)
@@ -204,12 +210,18 @@ class Poller(abc.DisposableBase, Generic[T]):
         self._ttl = _TtlBackstop() if policy and policy.ttl_backstop else None
         self._cancel = _CancelOnDispose(self, cancel_task) if cancel_task else None
 
-    def start(self, notifications: Observable[Any] | None) -> None:
-        """Start: the deadline, the first call at once, and the pushes if any."""
+    def start(self, notifications: Observable[Any] | None, initial: T | None = None) -> None:
+        """Start: the deadline, the first call, and the pushes if any.
+
+        The first call is at once, or due ``initial`` 's interval after it is emitted.
+        """
         if self._deadline is not None:
             self._deadline.start()
-        self.call_now()
-        if notifications is not None:
+        if initial is None:
+            self.call_now()
+        else:
+            self._on_result(initial)  # emitted as if polled: the next call is paced by it
+        if notifications is not None and not self.disposed:
             self.race_pushes().listen(notifications)
 
     def race_pushes(self) -> _PushRace:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from reactivex import Observable, abc
 
-from .._core._errors import PollManyError
+from .._core._errors import ArgumentTypeError, PollManyError
 from .._core._status import logger, task_id_of
 from .._core._validate import check_count, check_ms
 from .._runtime import AwaitCall, Runtime, resolve_scheduler
@@ -25,7 +25,7 @@ T = TypeVar("T")
 
 def poll_many(
     get_task: Callable[[str], Awaitable[T]],
-    task_ids: Iterable[str] | Observable[str],
+    task_ids: Iterable[str | T] | Observable[str | T],
     default_interval_ms: float = 500,
     *,
     policy: PollPolicy | None = None,
@@ -39,8 +39,10 @@ def poll_many(
     Every task is polled as by `poll` (its own interval, one call in flight at most,
     the same ``policy``); their results are merged as they come. Tasks join as their ids
     arrive: ``task_ids`` may be an iterable or an observable (tasks created over time). A
-    repeated id is polled once. The stream completes when every task is terminal and the
-    ids have completed.
+    repeated id is polled once. An item may also be a task's known state (the created
+    task, with its ``taskId``) instead of its id: it is then polled as by
+    ``poll(..., initial=state)``, emitted first and first called its interval later. The
+    stream completes when every task is terminal and the ids have completed.
 
     ``max_in_flight`` bounds the ``get_task`` calls in flight across all tasks; calls
     wait their turn first come, first served, so no task starves.
@@ -55,7 +57,9 @@ def poll_many(
 
     Args:
         get_task: Async function returning a task's current state.
-        task_ids: The tasks to poll: an iterable, or an observable of ids.
+        task_ids: The tasks to poll: an iterable, or an observable, of ids or of known
+            states (created tasks). A state without a string task id ends the stream
+            with `ArgumentTypeError`.
         default_interval_ms: Interval when a result has no usable hint, in milliseconds.
         policy: As for `poll`, applied to each task.
         max_in_flight: At most this many calls in flight at once; None: no bound.
@@ -148,7 +152,7 @@ class _Group(abc.DisposableBase, Generic[T]):
         self._pushes: abc.DisposableBase | None = None
         self.disposed = False
 
-    def start(self, task_ids: Iterable[str] | Observable[str], notifications: Any) -> None:
+    def start(self, task_ids: Iterable[str | T] | Observable[str | T], notifications: Any) -> None:
         if notifications is not None:
             self._listening = True
             self._runtime.expect_pushes()
@@ -170,17 +174,35 @@ class _Group(abc.DisposableBase, Generic[T]):
             return
         self._on_ids_completed()
 
-    def _on_id(self, task_id: str) -> None:
+    def _on_id(self, item: str | T) -> None:
         runtime = self._runtime
         if not runtime.in_loop_thread():  # an id from another thread: add it in the loop's
-            runtime.call_soon_threadsafe(lambda: self._on_id(task_id))
+            runtime.call_soon_threadsafe(lambda: self._on_id(item))
             return
-        self.add(task_id)
+        try:
+            self.add(item)
+        except ArgumentTypeError as exc:
+            self._on_ids_error(exc)
 
-    def add(self, task_id: str) -> None:
-        """Start polling one more task."""
+    def add(self, item: str | T) -> None:
+        """Start polling one more task, given its id or a known state of it.
+
+        Raises:
+            ArgumentTypeError: If a state has no string task id.
+        """
         if self.disposed:
             return
+        initial: T | None = None
+        if isinstance(item, str):
+            task_id = item
+        else:
+            found = task_id_of(item)
+            if not isinstance(found, str):
+                raise ArgumentTypeError(
+                    f"poll_many: {type(item).__name__} is neither a task id (str) nor a task"
+                    f" state with a string taskId (its taskId: {found!r})"
+                )
+            task_id, initial = found, item
         if task_id in self._seen:
             logger.warning("poll_many: task %s is already polled; ignoring it again", task_id)
             return
@@ -198,7 +220,7 @@ class _Group(abc.DisposableBase, Generic[T]):
         self._pollers[task_id] = poller
         if self._listening:
             poller.race_pushes()
-        poller.start(None)
+        poller.start(None, initial)
 
     def task_ended(self, task_id: str, error: Exception | None) -> None:
         self._pollers.pop(task_id, None)

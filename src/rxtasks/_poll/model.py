@@ -81,6 +81,7 @@ def server_timer(
     default_interval_ms: float = 500,
     *,
     policy: PollPolicy | None = None,
+    initial: T | None = None,
 ) -> Observable[T]:
     """Poll a task forever, one ``get_task`` per tick of a timer the server drives.
 
@@ -104,6 +105,9 @@ def server_timer(
         default_interval_ms: Interval when a result has no usable hint, in milliseconds.
         policy: Only its floor and cap apply here (`PollPolicy.clamp`): the interval
             is kept between ``min_interval_ms`` and ``max_interval_ms``.
+        initial: A known state (the created task's): emitted first, and the first tick
+            is due its interval after it: ``reactivex.just(initial)`` in place of the
+            first ``fetch`` in the composition above.
 
     Returns:
         An observable of every result, forever.
@@ -133,7 +137,8 @@ def server_timer(
                 delay = policy.clamp(delay)
             return reactivex.timer(delay).pipe(ops.flat_map(lambda _: fetch))
 
-        return fetch.pipe(ops.expand(next_tick))
+        first = fetch if initial is None else reactivex.just(initial)
+        return first.pipe(ops.expand(next_tick))
 
     return reactivex.defer(ticks)
 

@@ -136,20 +136,20 @@ class PullScheduler(LoopScheduler):
         """
         awaits = self._awaits
         timers = self._timers
-        while True:
+        # Ready already when the subscription emitted or ended as it was made (a known
+        # state, a BehaviorSubject): nothing more runs before that is taken.
+        while not ready():
             if awaits:
                 await self._run_await(awaits.popleft())
             elif timers.next_due() is not None:
                 await self._run_timer()
-            elif not ready():  # else the subscription emitted or ended as it was made
+            else:
                 raise StalledError(
                     "iterate(): the observable has not completed and no work is queued on"
                     " iterate()'s scheduler: it waits on something iterate() cannot drive (a"
                     " subject fed by another task, a source bound to another scheduler,"
                     " never()); use `async with rxtasks.open_stream(observable) as items:`"
                 )
-            if ready():
-                return
 
     async def _run_await(self, call: AwaitCall[Any]) -> None:
         """Run a call: bare, or, if something may cut it short, raced or interruptible."""

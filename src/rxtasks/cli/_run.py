@@ -299,15 +299,18 @@ async def run_demo(
     for input are answered, and tasks with ``cancel_after_s`` are cancelled then.
     """
     labels: dict[str, str] = {}  # task id -> row
+    created: list[Any] = []  # each first tasks/get waits its created task's hint
     with view:
         async with anyio.create_task_group() as tg:
             for spec in batch:
-                task_id = await tasks.start(spec.tool, spec.arguments)
+                task = await tasks.create(spec.tool, spec.arguments)
+                task_id = str(task_id_of(task))
+                created.append(task)
                 labels[task_id] = spec.label
                 view.add(spec.label, spec.label)
                 if spec.cancel_after_s is not None:
                     tg.start_soon(_cancel_later, tasks, task_id, spec.cancel_after_s)
-            async with open_stream(tasks.poll_many(list(labels))) as updates:
+            async with open_stream(tasks.poll_many(created)) as updates:
                 async for state in updates:
                     task_id = str(task_id_of(state))
                     await _show(reading, view, labels[task_id], task_id, state)
@@ -331,10 +334,11 @@ async def run_watch(
         The exit code (see `report`; `EXIT_TIMEOUT` when ``--timeout-ms`` passed).
     """
     try:
-        task_id = await tasks.start(options.tool, options.arguments)
+        created = await tasks.create(options.tool, options.arguments)
     except TaskNotCreatedError as exc:
         view.note("rxtasks watch: the server answered at once, without a task")
         return report(reading.immediate(exc.result))
+    task_id = str(task_id_of(created))
     progress.task_id = task_id
 
     def transient(error: Exception) -> bool:
@@ -344,7 +348,8 @@ async def run_watch(
         return True
 
     outcome: Outcome | None = None
-    source = tasks.poll(task_id, options.interval_ms, policy=options.policy(transient))
+    # From the created task: the first tasks/get waits its interval hint.
+    source = tasks.poll(created, options.interval_ms, policy=options.policy(transient))
     try:
         with view:
             view.add(task_id, options.tool, f"task {task_id}")

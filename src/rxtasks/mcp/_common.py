@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 from pydantic import ValidationError
 from reactivex.subject import Subject
 
-from .._core._errors import InvalidResultError
+from .._core._errors import ArgumentTypeError, InvalidResultError
+from .._core._status import task_id_of
 from .._poll.fused import poll as _poll
 from .._poll.many import poll_many as _poll_many
 
@@ -135,10 +136,27 @@ class TaskAdapter(ABC, Generic[T]):
         self.notifications = notifications
 
     @abstractmethod
+    async def create(
+        self, name: str, arguments: dict[str, Any] | None = None, *, ttl_ms: int | None = 60_000
+    ) -> T:
+        """Call a tool so that the server runs it as a task; return the created task."""
+
     async def start(
-        self, name: str, arguments: dict[str, Any] | None = None, *, ttl_ms: int | None = None
+        self, name: str, arguments: dict[str, Any] | None = None, *, ttl_ms: int | None = 60_000
     ) -> str:
-        """Call a tool so that the server runs it as a task; return the task id."""
+        """Call a tool so that the server runs it as a task; return the task id.
+
+        `create` returns the created task itself, which `poll` can start from so that
+        the first ``tasks/get`` waits the server's interval hint.
+
+        Args:
+            name: The tool.
+            arguments: Its arguments.
+            ttl_ms: How long the server should keep the task, in milliseconds (2025-11-25;
+                in the tasks extension the server chooses).
+        """
+        created = await self.create(name, arguments, ttl_ms=ttl_ms)
+        return str(task_id_of(created))
 
     @abstractmethod
     async def get_task(self, task_id: str) -> T:
@@ -150,7 +168,7 @@ class TaskAdapter(ABC, Generic[T]):
 
     def poll(
         self,
-        task_id: str,
+        task: str | T,
         default_interval_ms: float = 500,
         *,
         cancel_on_dispose: bool = False,
@@ -160,7 +178,9 @@ class TaskAdapter(ABC, Generic[T]):
         """Poll the task at the server's pace, racing its pushed statuses, if any.
 
         Args:
-            task_id: The task, as `start` returned it.
+            task: The task's id (as `start` returns it), or a known state of it (as
+                `create` returns it): that state is then emitted first and the first
+                ``tasks/get`` is due its interval later (``rxtasks.poll(initial=)``).
             default_interval_ms: Interval when the server suggests none, in milliseconds.
             cancel_on_dispose: Send ``tasks/cancel`` (best effort) when the subscription
                 is disposed before the task is terminal.
@@ -170,6 +190,17 @@ class TaskAdapter(ABC, Generic[T]):
         Returns:
             The cold observable of `rxtasks.poll`.
         """
+        initial: T | None = None
+        if isinstance(task, str):
+            task_id = task
+        else:
+            found = task_id_of(task)
+            if not isinstance(found, str):
+                raise ArgumentTypeError(
+                    f"poll(): {type(task).__name__} is neither a task id (str) nor a task"
+                    f" state with a string taskId (its taskId: {found!r})"
+                )
+            task_id, initial = found, task
         return _poll(
             self.get_task,
             task_id,
@@ -178,11 +209,12 @@ class TaskAdapter(ABC, Generic[T]):
             notifications=self.notifications.observable if self.notifications else None,
             cancel_task=self.cancel_task if cancel_on_dispose else None,
             policy=policy,
+            initial=initial,
         )
 
     def poll_many(
         self,
-        task_ids: Iterable[str] | Observable[str],
+        task_ids: Iterable[str | T] | Observable[str | T],
         default_interval_ms: float = 500,
         *,
         max_in_flight: int | None = None,
@@ -193,7 +225,8 @@ class TaskAdapter(ABC, Generic[T]):
         """Poll many tasks as one stream (`rxtasks.poll_many`), with the pushed statuses.
 
         Args:
-            task_ids: The tasks, as `start` returned them: an iterable or an observable.
+            task_ids: The tasks, as `start` or `create` returned them: an iterable or an
+                observable.
             default_interval_ms: Interval when the server suggests none, in milliseconds.
             max_in_flight: At most this many ``tasks/get`` in flight at once.
             cancel_on_dispose: Send ``tasks/cancel`` for each task not terminal when the

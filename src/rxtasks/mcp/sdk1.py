@@ -113,10 +113,13 @@ class CoreTasks(TaskAdapter[types.Task]):
         self.read_timeout_ms = read_timeout_ms
         self._timeout = None if read_timeout_ms is None else timedelta(milliseconds=read_timeout_ms)
 
-    async def start(
+    async def create(
         self, name: str, arguments: dict[str, Any] | None = None, *, ttl_ms: int | None = 60_000
-    ) -> str:
-        """Call a tool as a task (``tools/call`` with ``params.task``); return the task id.
+    ) -> types.Task:
+        """Call a tool as a task (``tools/call`` with ``params.task``); return the created task.
+
+        Poll it from there with ``poll(created)``: the first ``tasks/get`` waits the
+        created task's ``pollInterval``.
 
         Args:
             name: The tool.
@@ -136,7 +139,7 @@ class CoreTasks(TaskAdapter[types.Task]):
         raw = await self._send(request)
         created = _member(raw, "task")
         if created is not None:
-            return read_task(types.Task, created, request="tools/call").taskId
+            return read_task(types.Task, created, request="tools/call")
         try:
             result = types.CallToolResult.model_validate(raw)
         except ValidationError:

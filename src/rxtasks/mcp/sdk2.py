@@ -229,10 +229,13 @@ class ExtensionTasks(TaskAdapter[ExtensionTask]):
         self._timeout_s = None if read_timeout_ms is None else read_timeout_ms / 1000
         self._answered: dict[str, set[str]] = {}
 
-    async def start(
+    async def create(
         self, name: str, arguments: dict[str, Any] | None = None, *, ttl_ms: int | None = None
-    ) -> str:
-        """Call a tool so that the server runs it as a task; return the task id.
+    ) -> ExtensionTask:
+        """Call a tool so that the server runs it as a task; return the created task.
+
+        Poll it from there with ``poll(created)``: the first ``tasks/get`` waits the
+        created task's ``pollIntervalMs``.
 
         Args:
             name: The tool.
@@ -249,7 +252,7 @@ class ExtensionTasks(TaskAdapter[ExtensionTask]):
         raw = (await self._send(request)).raw()
         kind = raw.get("resultType")
         if kind == "task":
-            return read_task(_CreatedTask, raw, request="tools/call").task_id
+            return read_task(_CreatedTask, raw, request="tools/call")
         answer: BaseModel
         try:
             if kind == "input_required":
@@ -478,10 +481,13 @@ class CoreTasks(TaskAdapter[mcp_types.Task]):
         self.read_timeout_ms = read_timeout_ms
         self._timeout_s = None if read_timeout_ms is None else read_timeout_ms / 1000
 
-    async def start(
+    async def create(
         self, name: str, arguments: dict[str, Any] | None = None, *, ttl_ms: int | None = 60_000
-    ) -> str:
-        """Call a tool as a task (``tools/call`` with ``params.task``); return the task id.
+    ) -> mcp_types.Task:
+        """Call a tool as a task (``tools/call`` with ``params.task``); return the created task.
+
+        Poll it from there with ``poll(created)``: the first ``tasks/get`` waits the
+        created task's ``pollInterval``.
 
         Raises:
             ArgumentError: Without a ``dispatcher`` (see the class).
@@ -501,7 +507,7 @@ class CoreTasks(TaskAdapter[mcp_types.Task]):
             options["timeout"] = self._timeout_s
         raw = await self.dispatcher.send_raw_request("tools/call", params, options)
         if "task" in raw:
-            return read_task(mcp_types.Task, raw["task"], request="tools/call").task_id
+            return read_task(mcp_types.Task, raw["task"], request="tools/call")
         try:
             result = mcp_types.CallToolResult.model_validate(raw, by_name=False)
         except ValidationError:
