@@ -11,6 +11,7 @@ import sys
 import threading
 import time
 from contextlib import AbstractAsyncContextManager, contextmanager, nullcontext
+from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
@@ -175,3 +176,67 @@ def rxtasks_serve(*args: str) -> Generator[str]:
     assert process.returncode == 130, err
     assert err.endswith("rxtasks serve: stopped\n"), err
     assert "tools: " in out
+
+
+def crash_then_resume(upstream: str, tool: str, arguments: str) -> None:
+    """Kill a ``watch --json`` with SIGKILL mid-task; ``resume`` its last reference.
+
+    Through a recording proxy in front of ``upstream``: the resumed watch gets the
+    task's result, exit 0, and its first ``tasks/get`` is not sent before the time the
+    reference said (a floor of 2.5 s between polls makes that time lie ahead when the
+    second process starts); the killed watch sent no ``tasks/cancel``.
+    """
+    import json
+    import signal
+
+    from ._misbehave import misbehaving_proxy
+
+    floor = ("--min-interval-ms", "2500")
+    with misbehaving_proxy(upstream) as (url, record):
+        watch = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "rxtasks",
+                "watch",
+                url,
+                "--tool",
+                tool,
+                "--args",
+                arguments,
+                "--json",
+                "--plain",
+                *floor,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert watch.stdout is not None
+        states: list[dict[str, Any]] = []
+        while len(states) < 2 and (line := _read_line(watch.stdout)):
+            states.append(json.loads(line))
+        watch.send_signal(signal.SIGKILL)
+        watch.wait(TIMEOUT_S)
+        watch.stdout.close()
+        # The reference's wall-clock time, on the proxy's monotonic clock.
+        ref = states[-1]["ref"]
+        due = (
+            time.monotonic()
+            + (datetime.fromisoformat(ref["next_poll_at"]) - datetime.now(UTC)).total_seconds()
+        )
+        gets_before = record.count("tasks/get")
+        assert [state["type"] for state in states] == ["state", "state"], states
+        assert ref["server"] == url
+        assert due > time.monotonic(), "the next poll should lie ahead"
+
+        resumed = rxtasks("resume", json.dumps(ref), "--json", "--plain", *floor)
+        assert resumed.returncode == 0, resumed.stderr
+        result = json.loads(resumed.stdout.splitlines()[-1])
+        assert result["type"] == "result", resumed.stdout
+        assert result["ok"], result
+        after = record.times("tasks/get")[gets_before:]
+        assert after, record.methods()
+        # Not early: the proxy read it after the due time (1 ms for the two clocks' reads).
+        assert after[0] >= due - 0.001, (after[0], due)
+        assert record.count("tasks/cancel") == 0, record.methods()

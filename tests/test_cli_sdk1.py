@@ -31,6 +31,7 @@ from rxtasks.mcp._server_sdk1 import build_core_server
 from ._cli import (
     DEMO_FINAL,
     FAST,
+    crash_then_resume,
     final_statuses,
     interrupt_watch,
     rxtasks,
@@ -186,3 +187,13 @@ def test_serve_then_watch() -> None:
             result = rxtasks("watch", address, "--tool", "work", "--args", '{"steps": 2}')
             assert result.returncode == 0, result.stderr
             assert result.stdout == "done after 2 steps\n"
+
+
+def test_a_killed_watch_is_resumed() -> None:
+    """SIGKILL mid-task, then `rxtasks resume` of its last reference: the result, no early poll.
+
+    `rxtasks serve` names its tasks itself, so that a new session may pick them up (mcp
+    1.30 scopes the ids it generates to the session that created them).
+    """
+    with rxtasks_serve() as address:
+        crash_then_resume(address, "work", '{"steps": 6, "step_ms": 500}')

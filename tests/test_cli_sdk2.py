@@ -8,6 +8,7 @@ real servers on 127.0.0.1: they assert exit codes, order and content, never time
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -33,6 +34,7 @@ from ._cli import (
     DEMO_FINAL,
     FAST,
     TIMEOUT_S,
+    crash_then_resume,
     final_statuses,
     interrupt_watch,
     rxtasks,
@@ -42,6 +44,7 @@ from ._cli import (
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
+    from pathlib import Path
 
 pytestmark = pytest.mark.mcp2
 
@@ -264,3 +267,33 @@ def test_serve_then_watch() -> None:
         assert result.returncode == 0, result.stderr
         assert result.stdout == "hi\n"
         assert result.stderr == "rxtasks watch: the server answered at once, without a task\n"
+
+
+def test_a_killed_watch_is_resumed(url: str) -> None:
+    """SIGKILL mid-task, then `rxtasks resume` of its last reference: the result, no early poll."""
+    crash_then_resume(url, "work", '{"steps": 6, "step_ms": 500}')
+
+
+def test_detach_then_resume(url: str, tmp_path: Path) -> None:
+    """--detach prints the task's reference and leaves it running; resume @FILE ends it."""
+    detached = rxtasks("watch", url, "--tool", "work", "--args", '{"steps": 2}', "--detach")
+    assert detached.returncode == 0, detached.stderr
+    ref = json.loads(detached.stdout)
+    assert (ref["version"], ref["protocol"], ref["server"]) == (1, "2026-07-28", url)
+    saved = tmp_path / "task.json"
+    saved.write_text(detached.stdout)
+    resumed = rxtasks("resume", f"@{saved}")
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout == "done after 2 steps\n"
+
+
+def test_resume_refuses_what_is_not_a_reference(tmp_path: Path) -> None:
+    """Not JSON, another version, a missing file: exit 2 with argparse's one line."""
+    for ref, why in [
+        ("{", "must be JSON"),
+        ('{"version": 9}', "version 9"),
+        (f"@{tmp_path / 'missing.json'}", "cannot read"),
+    ]:
+        result = rxtasks("resume", ref)
+        assert result.returncode == 2, result.stderr
+        assert why in result.stderr.splitlines()[-1], result.stderr

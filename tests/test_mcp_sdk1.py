@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from importlib.util import find_spec
 from itertools import pairwise
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from mcp.client.session import ClientSession
 from mcp.shared.exceptions import McpError
 from mcp.shared.memory import create_client_server_memory_streams
 
+from rxtasks.mcp import TaskRef
 from rxtasks.mcp._server_sdk1 import build_core_server
 from rxtasks.mcp.sdk1 import CoreTasks, TaskNotifications
 
@@ -266,3 +268,66 @@ def test_an_answer_without_a_string_status_is_a_clear_error(status: object) -> N
 
     with pytest.raises(rxtasks.InvalidResultError, match="tasks/get with a malformed task"):
         read_task(types.GetTaskResult, {**RAW, "status": status}, request="tasks/get")
+
+
+async def test_resume_waits_for_the_reference_s_next_poll(virtual_time: VirtualClock) -> None:
+    """resume(ref): nothing before ref.next_poll_at (30 s ahead on the wall clock), then poll."""
+    async with connect() as tasks:
+        created = await tasks.create("work", {"steps": 2, "step_ms": 100, "interval_ms": 100})
+        ref = tasks.ref(created, server="in-process")
+        ahead = TaskRef(
+            server=ref.server,
+            protocol=ref.protocol,
+            task_id=ref.task_id,
+            status=ref.status,
+            next_poll_at=datetime.now(UTC) + timedelta(seconds=30),
+        )
+        restored = TaskRef.from_json(ahead.to_json())
+        start = anyio.current_time()
+        seen = [task.status async for task in rxtasks.iterate(tasks.resume(restored))]
+    assert seen == ["completed"]
+    first = tasks.sent_at[0] - start
+    # 30 s less the wall-clock time this test took between making the ref and resuming.
+    assert 29.9 < first <= 30, first
+
+
+@pytest.mark.parametrize("expired", [False, True])
+async def test_resume_of_a_task_the_server_does_not_know(
+    virtual_time: VirtualClock, expired: bool
+) -> None:
+    """An unknown task: TaskNotFoundError, or TaskExpiredError past its ttl; both name it."""
+    long_ago = datetime.now(UTC) - timedelta(hours=1)
+    ref = TaskRef(
+        server="in-process",
+        protocol="2025-11-25",
+        task_id="no-such-task",
+        status="working",
+        next_poll_at=long_ago,
+        created_at=long_ago if expired else None,
+        ttl_ms=60_000 if expired else None,
+    )
+    async with connect() as tasks:
+        with pytest.raises((rxtasks.TaskExpiredError, rxtasks.TaskNotFoundError)) as caught:
+            async for _ in rxtasks.iterate(tasks.resume(ref)):
+                pass
+    error = caught.value
+    wanted = rxtasks.TaskExpiredError if expired else rxtasks.TaskNotFoundError
+    assert type(error) is wanted
+    assert isinstance(error, rxtasks.TaskExpiredError | rxtasks.TaskNotFoundError)
+    assert error.task_id == "no-such-task"
+    assert "no-such-task" in str(error)
+    assert isinstance(error.__cause__, McpError)
+
+
+async def test_resume_refuses_a_reference_of_the_other_revision(virtual_time: VirtualClock) -> None:
+    """A tasks-extension reference cannot be resumed through 2025-11-25's adapter."""
+    ref = TaskRef(
+        server="x",
+        protocol="2026-07-28",
+        task_id="t",
+        status="working",
+        next_poll_at=datetime.now(UTC),
+    )
+    async with connect() as tasks:
+        with pytest.raises(rxtasks.ArgumentError, match="2026-07-28"):
+            tasks.resume(ref)

@@ -36,6 +36,7 @@ from ._core._errors import TaskError as TaskError
 from ._core._errors import TaskExpiredError as TaskExpiredError
 from ._core._errors import TaskFailedError as TaskFailedError
 from ._core._errors import TaskNotCreatedError as TaskNotCreatedError
+from ._core._errors import TaskNotFoundError as TaskNotFoundError
 from ._core._errors import TaskNotTerminalError as TaskNotTerminalError
 from ._core._status import TERMINAL_STATUSES as TERMINAL_STATUSES
 from ._core._status import is_terminal as is_terminal
@@ -75,6 +76,7 @@ __all__ = [
     "TaskExpiredError",
     "TaskFailedError",
     "TaskNotCreatedError",
+    "TaskNotFoundError",
     "TaskNotTerminalError",
     "from_async",
     "is_terminal",

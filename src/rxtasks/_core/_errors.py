@@ -61,6 +61,7 @@ __all__ = [
     "TaskExpiredError",
     "TaskFailedError",
     "TaskNotCreatedError",
+    "TaskNotFoundError",
     "TaskNotTerminalError",
 ]
 
@@ -143,6 +144,23 @@ class TaskExpiredError(RxTasksError):
         self.task_id = task_id
         self.last_result = last_result
         self.expired_at = expired_at
+
+
+class TaskNotFoundError(RxTasksError, LookupError):
+    """Raised when a task picked up again (`rxtasks.mcp.TaskRef`) is unknown to its server.
+
+    The server answered "not found" (JSON-RPC -32602) for a task whose ttl, as far as
+    the reference knows, has not passed: the id is wrong, or the server lost the task
+    (a restart of a server that keeps tasks in memory). After the ttl the same answer
+    is `TaskExpiredError`. The answer is chained as the cause.
+
+    Attributes:
+        task_id: The task.
+    """
+
+    def __init__(self, message: str, *, task_id: str) -> None:
+        super().__init__(message)
+        self.task_id = task_id
 
 
 class PollManyError(ExceptionGroup[Exception], RxTasksError):

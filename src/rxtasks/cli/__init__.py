@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from .._core._errors import ArgumentError
 from .._core._validate import check_ms
-from ..mcp import sdk_module
+from ..mcp import TaskRef, sdk_module
 from ._run import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -97,6 +97,20 @@ With mcp 2.x (rxtasks[mcp]) the server must support the tasks extension
 tasks. A task that needs input shows as input_required; watch does not
 answer it (Ctrl-C cancels the task)."""
 
+_RESUME_DESCRIPTION = """\
+Pick up a task that `rxtasks watch --detach` left running, or that a crashed
+watch was following (`--json` prints the reference with every state): connect
+to its server, wait until its next poll is due (never earlier), and watch it to
+the end as `rxtasks watch` does."""
+
+_RESUME_EPILOG = """\
+exit status: as for `rxtasks watch`; a task the server no longer knows (its
+ttl passed, or a wrong id) is exit 2, with one line naming it.
+
+example:
+  rxtasks watch http://127.0.0.1:8000/mcp --tool work --detach > task.json
+  rxtasks resume @task.json"""
+
 _WATCH_EPILOG = """\
 exit status:
   0    the task completed (or the tool answered at once, without a task)
@@ -107,8 +121,10 @@ exit status:
   124  --timeout-ms passed; the task was asked to cancel
   130  interrupted (Ctrl-C); the task, if it exists, was asked to cancel
 
-example:
-  rxtasks watch http://127.0.0.1:8000/mcp --tool work --args '{"steps": 3}'"""
+examples:
+  rxtasks watch http://127.0.0.1:8000/mcp --tool work --args '{"steps": 3}'
+  rxtasks watch http://127.0.0.1:8000/mcp --tool work --json   # JSON lines
+  rxtasks watch http://127.0.0.1:8000/mcp --tool work --detach > task.json"""
 
 
 # argparse names the option in front of what these raise ("argument --tasks/-n: ..."),
@@ -180,6 +196,19 @@ def _json_object(text: str) -> dict[str, Any]:
     return value  # pyright: ignore[reportUnknownVariableType] -- a JSON object
 
 
+def _task_ref(text: str) -> TaskRef:
+    if text.startswith("@"):
+        try:
+            with open(text[1:], encoding="utf-8") as file:
+                text = file.read()
+        except OSError as exc:
+            raise argparse.ArgumentTypeError(f"cannot read {text[1:]!r}: {exc.strerror}") from None
+    try:
+        return TaskRef.from_json(text.strip())
+    except ArgumentError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _common_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
@@ -195,6 +224,64 @@ def _common_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--verbose", "-v", action="store_true", help="show the log messages of the SDK and server"
+    )
+
+
+def _poll_options(parser: argparse.ArgumentParser) -> None:
+    """The options of how ``watch`` and ``resume`` poll, and ``--json``."""
+    defaults_watch = WatchOptions(url="", tool="")
+    parser.add_argument(
+        "--interval-ms",
+        type=_interval_ms,
+        default=defaults_watch.interval_ms,
+        metavar="MS",
+        help="poll interval when the server suggests none or an unusable one, in"
+        f" milliseconds (default: {defaults_watch.interval_ms:g})",
+    )
+    parser.add_argument(
+        "--min-interval-ms",
+        type=_interval_ms,
+        default=defaults_watch.min_interval_ms,
+        metavar="MS",
+        help="never poll faster than this, whatever the server asks (default:"
+        f" {defaults_watch.min_interval_ms:g})",
+    )
+    parser.add_argument(
+        "--max-interval-ms",
+        type=_positive_ms,
+        default=defaults_watch.max_interval_ms,
+        metavar="MS",
+        help="never wait longer than this between polls (default:"
+        f" {defaults_watch.max_interval_ms:g})",
+    )
+    parser.add_argument(
+        "--timeout-ms",
+        type=_positive_ms,
+        default=None,
+        metavar="MS",
+        help="give up after this long: the task is asked to cancel, exit 124 (default: none)",
+    )
+    parser.add_argument(
+        "--request-timeout-ms",
+        type=_positive_ms,
+        default=defaults_watch.request_timeout_ms,
+        metavar="MS",
+        help="how long one request may take; then it counts as a transient error"
+        f" (default: {defaults_watch.request_timeout_ms:g})",
+    )
+    parser.add_argument(
+        "--retries",
+        type=_retries,
+        default=defaults_watch.retries,
+        metavar="N",
+        help="retries of transient errors in a row, with backoff and jitter (default:"
+        f" {defaults_watch.retries})",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print one JSON object per state on stdout (with the reference to resume"
+        " from it), and the result last, for scripts and agents",
     )
 
 
@@ -275,55 +362,36 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="JSON",
         help="the tool's arguments, a JSON object (default: {})",
     )
-    defaults_watch = WatchOptions(url="", tool="")
+    _poll_options(watch)
     watch.add_argument(
-        "--interval-ms",
-        type=_interval_ms,
-        default=defaults_watch.interval_ms,
-        metavar="MS",
-        help="poll interval when the server suggests none or an unusable one, in"
-        f" milliseconds (default: {defaults_watch.interval_ms:g})",
-    )
-    watch.add_argument(
-        "--min-interval-ms",
-        type=_interval_ms,
-        default=defaults_watch.min_interval_ms,
-        metavar="MS",
-        help="never poll faster than this, whatever the server asks (default:"
-        f" {defaults_watch.min_interval_ms:g})",
-    )
-    watch.add_argument(
-        "--max-interval-ms",
-        type=_positive_ms,
-        default=defaults_watch.max_interval_ms,
-        metavar="MS",
-        help="never wait longer than this between polls (default:"
-        f" {defaults_watch.max_interval_ms:g})",
-    )
-    watch.add_argument(
-        "--timeout-ms",
-        type=_positive_ms,
-        default=None,
-        metavar="MS",
-        help="give up after this long: the task is asked to cancel, exit 124 (default: none)",
-    )
-    watch.add_argument(
-        "--request-timeout-ms",
-        type=_positive_ms,
-        default=defaults_watch.request_timeout_ms,
-        metavar="MS",
-        help="how long one request may take; then it counts as a transient error"
-        f" (default: {defaults_watch.request_timeout_ms:g})",
-    )
-    watch.add_argument(
-        "--retries",
-        type=_retries,
-        default=defaults_watch.retries,
-        metavar="N",
-        help="retries of transient errors in a row, with backoff and jitter (default:"
-        f" {defaults_watch.retries})",
+        "--detach",
+        action="store_true",
+        help="print the task's reference (JSON, for `rxtasks resume`) once the server has"
+        " created it, and leave the task running; exit 0",
     )
     _common_options(watch)
+
+    resume = commands.add_parser(
+        "resume",
+        help="pick a task up again from its reference and watch it to the end",
+        description=_RESUME_DESCRIPTION,
+        epilog=_RESUME_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    resume.add_argument(
+        "ref",
+        metavar="REF",
+        type=_task_ref,
+        help="the task's reference: its JSON, or @FILE to read it from a file",
+    )
+    resume.add_argument(
+        "--url",
+        default=None,
+        metavar="URL",
+        help="the server's MCP endpoint (default: the server the reference names)",
+    )
+    _poll_options(resume)
+    _common_options(resume)
 
     serve = commands.add_parser(
         "serve",
@@ -388,10 +456,15 @@ def _main(argv: Sequence[str] | None) -> int:
                 f" ({args.max_interval_ms:g})",
             )
             return EXIT_USAGE
+        ref: TaskRef | None = args.ref if command == "resume" else None
+        url: str | None = args.url if ref is None or args.url else ref.server
         options = WatchOptions(
-            url=args.url,
-            tool=args.tool,
-            arguments=args.arguments,
+            url=url or "",
+            tool=args.tool if ref is None else "",
+            arguments=args.arguments if ref is None else {},
+            ref=ref,
+            json=args.json,
+            detach=getattr(args, "detach", False),
             interval_ms=args.interval_ms,
             min_interval_ms=args.min_interval_ms,
             max_interval_ms=args.max_interval_ms,
@@ -462,9 +535,10 @@ def _run(command: str, options: Options) -> int:
     global _skip_finalization
     _say_starting(command, options)
     sdk = _sdk(command, options)
-    if options.backend not in sdk.BACKENDS[command]:
+    kind = "watch" if command == "resume" else command  # resume is watch from a ref
+    if options.backend not in sdk.BACKENDS[kind]:
         raise CommandError(
-            f"--backend {options.backend} is not supported here: {sdk.BACKENDS_WHY[command]}"
+            f"--backend {options.backend} is not supported here: {sdk.BACKENDS_WHY[kind]}"
         )
     if options.backend == "trio":
         try:
@@ -475,19 +549,19 @@ def _run(command: str, options: Options) -> int:
                 ' (from a checkout: pip install ".[trio]")'
             ) from None
     _configure_logging(options.verbose, sdk.NOISY_LOGGERS)
-    _skip_finalization = command in sdk.SKIP_FINALIZATION
+    _skip_finalization = kind in sdk.SKIP_FINALIZATION
 
     import anyio
     from rich.console import Console
 
     # demo: the view is the output. watch: the view is progress (stderr); stdout gets
     # the tool's result, for pipes.
-    console = Console(stderr=command == "watch")
+    console = Console(stderr=kind == "watch")
     progress = WatchProgress()
     entry = (
         partial(sdk.watch, options, console, progress)
-        if command == "watch"
-        else partial(getattr(sdk, command), options, console)
+        if kind == "watch"
+        else partial(getattr(sdk, kind), options, console)
     )
     try:
         code: int = anyio.run(_noting_interrupts, entry, progress, backend=options.backend)

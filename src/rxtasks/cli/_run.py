@@ -7,6 +7,7 @@ once.
 
 from __future__ import annotations
 
+import json
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
@@ -14,14 +15,22 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 import anyio
 
 from .._bridges import open_stream
-from .._core._errors import PollTimeoutError, TaskNotCreatedError
+from .._core._errors import (
+    ArgumentError,
+    PollTimeoutError,
+    TaskExpiredError,
+    TaskNotCreatedError,
+    TaskNotFoundError,
+)
 from .._core._status import is_terminal, task_id_of
 from .._poll.fused import CANCEL_TIMEOUT_MS
 from .._poll.policy import PollPolicy, Retry
-from ..mcp import is_transient
+from ..mcp import TaskRef, is_transient
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterator
+
+    from reactivex import Observable
 
     from ..mcp._common import TaskAdapter
     from ._view import TaskView
@@ -74,7 +83,7 @@ class CommandError(Exception):
 
 def explain_task_error(leaf: BaseException, options: Options) -> str | None:
     """The one-line explanation of an error any SDK raises alike, else None."""
-    if isinstance(leaf, CommandError):
+    if isinstance(leaf, CommandError | TaskNotFoundError | TaskExpiredError):
         return str(leaf)
     if isinstance(leaf, TaskNotCreatedError):
         tool = repr(options.tool) if isinstance(options, WatchOptions) else "a tool"
@@ -119,6 +128,12 @@ class WatchOptions:
     backend: str = "asyncio"
     plain: bool = False
     verbose: bool = False
+    #: ``--json``: one JSON object per state on stdout, the result last.
+    json: bool = False
+    #: ``--detach``: print the task's reference once it exists, and leave it running.
+    detach: bool = False
+    #: ``rxtasks resume``: the task to pick up (then ``tool`` is not called).
+    ref: TaskRef | None = None
 
     def policy(self, transient: Callable[[Exception], bool]) -> PollPolicy:
         """The library's own `PollPolicy` for these options.
@@ -324,22 +339,18 @@ async def run_watch(
     view: TaskView,
     progress: WatchProgress,
 ) -> int:
-    """Call the tool as a task, show its states until it ends, and say how it ended.
+    """Call the tool as a task (or pick one up: ``resume``), show its states, say how it ended.
 
     The poll follows `WatchOptions.policy` (floor, cap, deadline, retries of transient
-    errors, each announced on stderr). Leaving early (Ctrl-C, or any error) cancels the
-    task on the server, best effort, and records in ``progress`` whether that was sent.
+    errors, each announced on stderr); the first ``tasks/get`` waits the created task's
+    hint, or a resumed task's next poll time. With ``--detach`` the task's `TaskRef` is
+    printed once it exists and the task is left running. Leaving early (Ctrl-C, or any
+    error) cancels the task on the server, best effort, and records in ``progress``
+    whether that was sent.
 
     Returns:
         The exit code (see `report`; `EXIT_TIMEOUT` when ``--timeout-ms`` passed).
     """
-    try:
-        created = await tasks.create(options.tool, options.arguments)
-    except TaskNotCreatedError as exc:
-        view.note("rxtasks watch: the server answered at once, without a task")
-        return report(reading.immediate(exc.result))
-    task_id = str(task_id_of(created))
-    progress.task_id = task_id
 
     def transient(error: Exception) -> bool:
         if not is_transient(error):
@@ -347,14 +358,20 @@ async def run_watch(
         view.note(f"rxtasks watch: {_request_failed(error, options)}; retrying")
         return True
 
+    policy = options.policy(transient)
+    begun = await _begin(tasks, reading, options, view, policy)
+    if isinstance(begun, int):
+        return begun
+    task_id, label, source = begun
+    progress.task_id = task_id
     outcome: Outcome | None = None
-    # From the created task: the first tasks/get waits its interval hint.
-    source = tasks.poll(created, options.interval_ms, policy=options.policy(transient))
     try:
         with view:
-            view.add(task_id, options.tool, f"task {task_id}")
+            view.add(task_id, label, f"task {task_id}")
             async with open_stream(source) as states:
                 async for state in states:
+                    if options.json:
+                        _print_state(tasks, reading, state, options, policy)
                     outcome = await _show(reading, view, task_id, task_id, state, answer=False)
         view.print_summary()  # after the live table's last frame
     except PollTimeoutError:
@@ -372,7 +389,71 @@ async def run_watch(
             await _cancel(tasks, task_id, progress)
         raise
     assert outcome is not None  # poll() completes only after a terminal state
-    return report(outcome)
+    return report(outcome, as_json=options.json, task_id=task_id)
+
+
+async def _begin(
+    tasks: TaskAdapter[Any],
+    reading: Reading[Any],
+    options: WatchOptions,
+    view: TaskView,
+    policy: PollPolicy,
+) -> tuple[str, str, Observable[Any]] | int:
+    """The task (created, or resumed), its label and its states; or the exit code now."""
+    if options.ref is not None:
+        ref = options.ref
+        try:
+            source = tasks.resume(ref, options.interval_ms, policy=policy)
+        except ArgumentError as exc:  # a reference of the other protocol revision
+            raise CommandError(f"{exc}; resume it with the SDK of that revision") from None
+        return ref.task_id, f"task {ref.task_id} (resumed)", source
+    try:
+        created = await tasks.create(options.tool, options.arguments)
+    except TaskNotCreatedError as exc:
+        view.note("rxtasks watch: the server answered at once, without a task")
+        return report(reading.immediate(exc.result), as_json=options.json)
+    if options.detach:
+        _print_json(_ref_of(tasks, created, options, policy))
+        return EXIT_OK
+    # From the created task: the first tasks/get waits its interval hint.
+    source = tasks.poll(created, options.interval_ms, policy=policy)
+    return str(task_id_of(created)), options.tool, source
+
+
+def _ref_of(
+    tasks: TaskAdapter[Any], state: object, options: WatchOptions, policy: PollPolicy
+) -> dict[str, Any]:
+    ref = tasks.ref(
+        state, server=options.url, default_interval_ms=options.interval_ms, policy=policy
+    )
+    loaded: dict[str, Any] = json.loads(ref.to_json())
+    return loaded
+
+
+def _print_state(
+    tasks: TaskAdapter[Any],
+    reading: Reading[Any],
+    state: object,
+    options: WatchOptions,
+    policy: PollPolicy,
+) -> None:
+    """``--json``: the state as one line, with the reference to resume from it."""
+    shown = reading.state(state)
+    _print_json(
+        {
+            "type": "state",
+            "task_id": str(task_id_of(state)),
+            "status": shown.status,
+            "message": shown.message,
+            "pushed": shown.pushed,
+            "ref": _ref_of(tasks, state, options, policy),
+        }
+    )
+
+
+def _print_json(value: dict[str, Any]) -> None:
+    # Flushed at once: a script (or whoever resumes after a crash) reads it line by line.
+    print(json.dumps(value, separators=(",", ":")), flush=True)  # noqa: T201 -- the output
 
 
 async def _cancel(tasks: TaskAdapter[Any], task_id: str, progress: WatchProgress) -> None:
@@ -422,16 +503,31 @@ async def _cancel_later(tasks: TaskAdapter[Any], task_id: str, delay_s: float) -
     await tasks.cancel_task(task_id)
 
 
-def report(outcome: Outcome) -> int:
+def report(outcome: Outcome, *, as_json: bool = False, task_id: str | None = None) -> int:
     """Print how a watched task ended and return the exit code.
 
     The result's text goes to stdout (for pipes); a failure to stderr, as one line.
+    With ``as_json`` stdout gets one JSON object instead, whatever the outcome:
+    ``{"type": "result", "task_id", "status", "ok", "tool_error", "text"}``.
 
     Returns:
         0 if the task completed with a result, 1 if it failed, was cancelled, or
         completed with a tool error (``isError``).
     """
+    if as_json:
+        _print_json(
+            {
+                "type": "result",
+                "task_id": task_id,
+                "status": outcome.status,
+                "ok": outcome.ok,
+                "tool_error": outcome.tool_error,
+                "text": outcome.text,
+            }
+        )
     if outcome.ok:
+        if as_json:
+            return EXIT_OK
         print(outcome.text)  # noqa: T201 -- the command's output
         return EXIT_OK
     if outcome.tool_error:

@@ -202,7 +202,10 @@ async def serve(options: ServeOptions, console: Console) -> int:
     from starlette.applications import Starlette
     from starlette.routing import Route
 
-    manager = StreamableHTTPSessionManager(app=demo_server())
+    from ..mcp._server_sdk1 import build_core_server
+
+    # Task ids any session may use: a watch that crashed can be resumed by another.
+    manager = StreamableHTTPSessionManager(app=build_core_server(resumable=True))
     app = Starlette(routes=[Route("/mcp", endpoint=_Endpoint(manager))])
     return await serve_app(
         app,

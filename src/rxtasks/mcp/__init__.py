@@ -25,7 +25,16 @@ from __future__ import annotations
 from importlib.util import find_spec
 from typing import Any
 
-__all__ = ["TASKS_EXTENSION", "TRANSIENT_CODES", "is_transient", "sdk_module"]
+from ._ref import PROTOCOLS, TaskRef
+
+__all__ = [
+    "PROTOCOLS",
+    "TASKS_EXTENSION",
+    "TRANSIENT_CODES",
+    "TaskRef",
+    "is_transient",
+    "sdk_module",
+]
 
 #: The identifier of the tasks extension (protocol 2026-07-28, SEP-2663).
 TASKS_EXTENSION = "io.modelcontextprotocol/tasks"

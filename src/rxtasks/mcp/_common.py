@@ -4,15 +4,25 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
+import reactivex
 from pydantic import ValidationError
+from reactivex import operators as ops
 from reactivex.subject import Subject
 
-from .._core._errors import ArgumentTypeError, InvalidResultError
+from .._core._errors import (
+    ArgumentError,
+    ArgumentTypeError,
+    InvalidResultError,
+    TaskExpiredError,
+    TaskNotFoundError,
+)
 from .._core._status import task_id_of
 from .._poll.fused import poll as _poll
 from .._poll.many import poll_many as _poll_many
+from ._ref import TaskRef
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -132,6 +142,9 @@ class TaskAdapter(ABC, Generic[T]):
     revision; `poll` wires them together with the pushed statuses.
     """
 
+    #: The protocol revision of its tasks, as `TaskRef` names it.
+    PROTOCOL: ClassVar[str] = "2025-11-25"
+
     def __init__(self, notifications: PushedStatuses[Any] | None) -> None:
         self.notifications = notifications
 
@@ -212,6 +225,86 @@ class TaskAdapter(ABC, Generic[T]):
             initial=initial,
         )
 
+    def ref(
+        self,
+        state: T,
+        *,
+        server: str,
+        default_interval_ms: float = 500,
+        policy: PollPolicy | None = None,
+    ) -> TaskRef:
+        """The `TaskRef` of a state just received: keep it to `resume` the task later.
+
+        Args:
+            state: The task's state (created, polled or pushed).
+            server: The server, as you name it (for example its URL).
+            default_interval_ms: As for `poll`.
+            policy: As for `poll`: its floor and cap apply to the next poll's time.
+        """
+        return TaskRef.of(
+            state,
+            server=server,
+            protocol=self.PROTOCOL,
+            default_interval_ms=default_interval_ms,
+            policy=policy,
+        )
+
+    def resume(
+        self,
+        ref: TaskRef,
+        default_interval_ms: float = 500,
+        *,
+        cancel_on_dispose: bool = False,
+        scheduler: abc.SchedulerBase | None = None,
+        policy: PollPolicy | None = None,
+    ) -> Observable[T]:
+        """Pick a task up again from its `TaskRef`: `poll`, from its next poll's time.
+
+        No ``tasks/get`` goes out before ``ref.next_poll_at`` (at once if that has
+        passed); from then on it is `poll`. A task the server no longer knows ends the
+        stream with `TaskExpiredError` if the reference says its ttl has passed, else
+        `TaskNotFoundError`, naming the id (the server's answer chained as the cause).
+
+        Args:
+            ref: The reference, for example from `TaskRef.from_json`.
+            default_interval_ms: As for `poll`.
+            cancel_on_dispose: As for `poll` (from the first ``tasks/get`` on).
+            scheduler: As for `poll`.
+            policy: As for `poll`.
+
+        Raises:
+            ArgumentError: If the reference is of another protocol revision.
+
+        Example:
+            >>> ref = TaskRef.from_json(saved)
+            >>> async for state in rxtasks.iterate(tasks.resume(ref)):
+            ...     print(state.status)
+        """
+        if ref.protocol != self.PROTOCOL:
+            raise ArgumentError(
+                f"task {ref.task_id} is a {ref.protocol} task; {type(self).__name__} speaks"
+                f" {self.PROTOCOL}"
+            )
+
+        def lost(error: Exception, _: Observable[T]) -> Observable[T]:
+            return reactivex.throw(_lost(error, ref))
+
+        def subscribe(chosen: abc.SchedulerBase | None) -> Observable[T]:
+            polled = self.poll(
+                ref.task_id,
+                default_interval_ms,
+                cancel_on_dispose=cancel_on_dispose,
+                scheduler=scheduler,
+                policy=policy,
+            )
+            due_s = ref.due_in_ms() / 1000
+            if due_s > 0:
+                wait = reactivex.timer(due_s, scheduler=scheduler or chosen)
+                return wait.pipe(ops.flat_map(lambda _: polled), ops.catch(lost))
+            return polled.pipe(ops.catch(lost))
+
+        return reactivex.defer(subscribe)
+
     def poll_many(
         self,
         task_ids: Iterable[str | T] | Observable[str | T],
@@ -251,3 +344,33 @@ class TaskAdapter(ABC, Generic[T]):
     def __repr__(self) -> str:
         pushes = "with pushed statuses" if self.notifications else "polling only"
         return f"<{type(self).__qualname__} {pushes}>"
+
+
+#: JSON-RPC "invalid params": what both revisions answer for a task they do not know.
+_NOT_FOUND = -32602
+
+
+def _lost(error: Exception, ref: TaskRef) -> Exception:
+    """A "not found" answer for a resumed task, as rxtasks' error; anything else as is."""
+    code = getattr(error, "code", None)
+    if code is None:
+        code = getattr(getattr(error, "error", None), "code", None)
+    if code != _NOT_FOUND:
+        return error
+    lost: Exception
+    if ref.expired():
+        expired_at = None
+        if ref.created_at is not None and ref.ttl_ms is not None:
+            expired_at = ref.created_at + timedelta(milliseconds=ref.ttl_ms)
+        lost = TaskExpiredError(
+            f"task {ref.task_id} is gone: its ttl ran out at {expired_at} ({error})",
+            task_id=ref.task_id,
+            last_result=None,
+            expired_at=expired_at,
+        )
+    else:
+        lost = TaskNotFoundError(
+            f"{ref.server} does not know task {ref.task_id} ({error})", task_id=ref.task_id
+        )
+    lost.__cause__ = error
+    return lost

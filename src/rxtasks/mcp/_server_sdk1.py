@@ -20,6 +20,7 @@ from __future__ import annotations
 import warnings
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
+from uuid import uuid4
 
 import anyio
 from mcp import types
@@ -208,11 +209,19 @@ def _ask(
 _WORKS = {"work": _work, "fail": _fail, "wait_cancel": _wait_cancel, "ask": _ask}
 
 
-def build_core_server(name: str = "rxtasks-demo-2025-11-25") -> Server[Any, Any]:
+def build_core_server(
+    name: str = "rxtasks-demo-2025-11-25", *, resumable: bool = False
+) -> Server[Any, Any]:
     """Build a low-level mcp 1.x server with tasks enabled and the tools above.
 
     Use one server per connection: the SDK's task runtime keeps one task group per
     ``Server``, and a second concurrent ``server.run`` breaks the first's task creation.
+
+    The SDK (1.30) scopes the ids it gives tasks to the session that created them: no
+    other session may get, cancel or resume them. With ``resumable`` the server names
+    its tasks itself (random ids, unscoped), so that a client that crashed can pick its
+    tasks up again from a new session (``rxtasks resume``); whoever has the id has the
+    task, which is why the SDK deprecates it. ``rxtasks serve`` (on 127.0.0.1) does so.
     """
     server: Server[Any, Any] = Server(name)
     store = _IntervalStore()
@@ -240,8 +249,15 @@ def build_core_server(name: str = "rxtasks-demo-2025-11-25") -> Server[Any, Any]
 
         token = _interval_ms.set(interval)
         try:
-            created: types.CreateTaskResult = await ctx.experimental.run_task(guarded)
-            return created
+            if not resumable:
+                created: types.CreateTaskResult = await ctx.experimental.run_task(guarded)
+                return created
+            with warnings.catch_warnings():  # an explicit id: deprecated, on purpose here
+                warnings.simplefilter("ignore", DeprecationWarning)
+                named: types.CreateTaskResult = await ctx.experimental.run_task(
+                    guarded, task_id=uuid4().hex
+                )
+                return named
         finally:
             _interval_ms.reset(token)
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 from datetime import datetime  # noqa: TC003 -- pydantic reads field types at runtime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import anyio
 
@@ -214,6 +214,8 @@ class ExtensionTasks(TaskAdapter[ExtensionTask]):
         ArgumentTypeError: If ``read_timeout_ms`` is neither None nor a number.
         ArgumentError: If ``read_timeout_ms`` is not positive and finite.
     """
+
+    PROTOCOL: ClassVar[str] = "2026-07-28"
 
     def __init__(
         self,
