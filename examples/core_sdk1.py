@@ -19,11 +19,11 @@ async def main() -> None:
         async with ClientSession(*client, message_handler=notifications.message_handler) as session:
             await session.initialize()
             tasks = CoreTasks(session, notifications=notifications)
-            task_id = await tasks.start("work", {"steps": 2, "step_ms": 100})
-            messages = tasks.poll(task_id).pipe(ops.map(lambda t: t.statusMessage), ops.distinct())
+            created = await tasks.create("work", {"steps": 2, "step_ms": 100})
+            messages = tasks.poll(created).pipe(ops.map(lambda t: t.statusMessage), ops.distinct())
             async for message in rxtasks.iterate(messages):
                 print(message)  # pushed by the server as it works, and polled
-            print((await tasks.result(task_id)).content)
+            print((await tasks.result(created.taskId)).content)
         tg.cancel_scope.cancel()
 
 

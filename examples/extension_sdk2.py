@@ -14,13 +14,13 @@ async def main() -> None:
     async with transport.connect_session(**session_options(notifications)) as session:
         await session.discover()  # negotiate 2026-07-28, where the extension applies
         tasks = ExtensionTasks(session, notifications=notifications)
-        task_id = await tasks.start("work", {"steps": 2, "step_ms": 100})
-        statuses = tasks.poll(task_id).pipe(
+        created = await tasks.create("work", {"steps": 2, "step_ms": 100})
+        statuses = tasks.poll(created).pipe(  # the first tasks/get waits created's hint
             ops.map(lambda t: t.status), ops.distinct_until_changed()
         )
         async for status in rxtasks.iterate(statuses):
             print(status)
-        print((await tasks.result(task_id)).content)
+        print((await tasks.result(created.task_id)).content)
 
 
 anyio.run(main)
