@@ -1,0 +1,5 @@
+"""The poll, on top of the runtime: the model, its policy, the fused poller, many tasks.
+
+`model` (``server_timer``, ``until_terminal``), `policy` (``PollPolicy``, ``Retry``),
+`fused` (``poll``, the model fused for speed) and `many` (``poll_many``).
+"""
