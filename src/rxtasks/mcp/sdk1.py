@@ -39,10 +39,15 @@ from .._core._errors import (
     TaskNotCreatedError,
 )
 from .._core._validate import check_ms
+from ._call_tool_sdk1 import resolve
 from ._common import PushedStatuses, TaskAdapter, logger, read_task
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mcp.client.session import ClientSession, MessageHandlerFnT
+
+    from .._poll.policy import PollPolicy
 
 __all__ = ["CoreTasks", "TaskNotifications", "demo_server"]
 
@@ -152,6 +157,102 @@ class CoreTasks(TaskAdapter[types.Task]):
         text = " ".join(c.text for c in result.content if isinstance(c, types.TextContent))
         raise TaskNotCreatedError(
             f"tools/call {name!r} did not create a task: {text or result}", result=result
+        )
+
+    async def call_tool(
+        self,
+        name: str,
+        arguments: dict[str, Any] | None = None,
+        *,
+        policy: PollPolicy | None = None,
+        ttl_ms: int | None = 60_000,
+        detach: bool = False,
+        default_interval_ms: float = 500,
+        on_status: Callable[[types.Task], object] | None = None,
+    ) -> types.CallToolResult:
+        """Call a tool as a task and return its result, like ``ClientSession.call_tool``.
+
+        It creates the task (`create`), polls it from the created state (the first
+        ``tasks/get`` waits the created task's ``pollInterval``), with the pushed
+        statuses and ``policy``, and returns the tool's result:
+
+        - **Input.** The first time the task is ``input_required``, ``tasks/result`` is
+          called once, in the background; the server sends its requests over it and the
+          session's ``elicitation_callback`` (or ``sampling_callback``) answers them,
+          each once. It is never called again for the same task: the one call carries
+          every later request too. A session without the callback cannot answer: the
+          mcp 1.x server then fails the task, and that failure is the result (below).
+        - **Completed.** The result of ``tasks/result``: the one made for input if
+          there was one (it returns once the task has ended), else one call after the
+          poll saw the task complete.
+        - **Failed or cancelled.** mcp 1.x's convention for a tool that fails:
+          ``ClientSession.call_tool`` does not raise, it returns a ``CallToolResult``
+          with ``isError=True`` and the error's text (the low-level server turns a
+          tool's exception into one). So here: ``isError=True``, the text being the
+          task's status message (``"task <id> was cancelled"`` for a cancelled task),
+          and ``_meta`` naming the task (``io.modelcontextprotocol/related-task``). A
+          server whose ``tasks/result`` holds a tool result for the task gets that
+          result back instead, with ``isError`` set. Protocol errors raise, as with
+          ``ClientSession.call_tool``: ``McpError`` (for example a ``tasks/result``
+          the server answers with a JSON-RPC error).
+        - **Not a task.** A server that answers ``tools/call`` with a plain result
+          (it ran the tool at once, or refused it, e.g. an unknown tool) gets that
+          result returned, as ``ClientSession.call_tool`` would.
+        - **Leaving early.** Cancelling the caller (anyio cancellation), the policy's
+          deadline (`PollTimeoutError`, raised) or any other error before the task ended
+          sends ``tasks/cancel``: best effort, shielded from the cancellation, bounded by
+          `rxtasks.CANCEL_TIMEOUT_MS`, its own failure only logged. With
+          ``detach=True`` nothing is sent and the task runs on at the server; use
+          ``on_status`` to learn its id. A caller cancelled before ``tools/call`` was
+          answered knows no task, and cancels none.
+
+        Unlike ``ClientSession.call_tool``, the structured content is not validated
+        against the tool's output schema.
+
+        Args:
+            name: The tool.
+            arguments: Its arguments.
+            policy: Deadline, retries of transient ``tasks/get`` errors, interval floor
+                and cap (`PollPolicy`); None: no deadline, no retry.
+            ttl_ms: How long the server should keep the task, in milliseconds.
+            detach: Leave the task running when the call is left early.
+            default_interval_ms: Interval when the server suggests none, in milliseconds.
+            on_status: Called with every state the poll emits, the created one first
+                (its ``taskId`` names the task, e.g. to find it again after a detach).
+                When the result comes over the ``tasks/result`` made for input, polling
+                stops there and the terminal state may not be among them.
+
+        Returns:
+            The tool's result; ``isError=True`` if the task failed or was cancelled.
+
+        Raises:
+            PollTimeoutError: If ``policy.timeout_ms`` passed first (the task is cancelled
+                unless ``detach``).
+            McpError: If a request failed (after ``policy.retry`` for ``tasks/get``).
+            InvalidResultError: If an answer is neither a task nor a tool result.
+
+        Example:
+            >>> tasks = CoreTasks(session, notifications=notifications)
+            >>> result = await tasks.call_tool(
+            ...     "long_tool", {"n": 3},
+            ...     policy=PollPolicy(timeout_ms=600_000, retry=Retry(attempts=5)),
+            ... )
+            >>> if result.isError:
+            ...     print("failed:", result.content[0].text)
+        """
+        try:
+            created = await self.create(name, arguments, ttl_ms=ttl_ms)
+        except TaskNotCreatedError as exc:
+            if isinstance(exc.result, types.CallToolResult):
+                return exc.result
+            raise  # pragma: no cover -- create() always carries a CallToolResult
+        return await resolve(
+            self,
+            created,
+            policy=policy,
+            detach=detach,
+            default_interval_ms=default_interval_ms,
+            on_status=on_status,
         )
 
     async def get_task(self, task_id: str) -> types.GetTaskResult:
