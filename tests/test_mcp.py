@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import anyio
 import pytest
 
+from rxtasks import PollTimeoutError, TaskCancelledError
 from rxtasks.mcp import TRANSIENT_CODES, is_transient
 
 
@@ -64,3 +65,16 @@ def test_transient_errors_are_the_connections(error: BaseException, transient: b
 def test_the_codes() -> None:
     """The codes say internal error and request timeout (both SDKs' spellings)."""
     assert frozenset({-32603, -32001, 408}) == TRANSIENT_CODES
+
+
+def test_rxtasks_verdicts_are_never_transient() -> None:
+    """A deadline or a task's end is rxtasks' verdict, not the connection's: no retry."""
+    deadline = PollTimeoutError("late", task_id="t", last_result=None, timeout_ms=1)
+    assert isinstance(deadline, TimeoutError)
+    assert not is_transient(deadline)
+
+    class CancelledWithCode(TaskCancelledError):
+        code = -32603  # what an SDK error of a cancelled task may carry
+
+    assert not is_transient(CancelledWithCode("gone", task_id="t", final=None))
+    assert is_transient(TimeoutError())

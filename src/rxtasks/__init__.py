@@ -35,6 +35,7 @@ from ._core._errors import TaskCancelledError as TaskCancelledError
 from ._core._errors import TaskError as TaskError
 from ._core._errors import TaskExpiredError as TaskExpiredError
 from ._core._errors import TaskFailedError as TaskFailedError
+from ._core._errors import TaskInputError as TaskInputError
 from ._core._errors import TaskNotCreatedError as TaskNotCreatedError
 from ._core._errors import TaskNotFoundError as TaskNotFoundError
 from ._core._errors import TaskNotTerminalError as TaskNotTerminalError
@@ -75,6 +76,7 @@ __all__ = [
     "TaskError",
     "TaskExpiredError",
     "TaskFailedError",
+    "TaskInputError",
     "TaskNotCreatedError",
     "TaskNotFoundError",
     "TaskNotTerminalError",

@@ -21,7 +21,8 @@ Hierarchy::
     │                               (also a RuntimeError)
     ├── TaskError                   a task ended without its result (rxtasks.mcp)
     │   ├── TaskFailedError         it ended `failed`
-    │   └── TaskCancelledError      it ended `cancelled`
+    │   ├── TaskCancelledError      it ended `cancelled`
+    │   └── TaskInputError          it asks for input the client cannot give
     ├── TaskNotTerminalError        an outcome asked of a task that has not ended
     │                               (also a ValueError)
     └── TaskNotCreatedError         the server answered tools/call without creating a task
@@ -60,6 +61,7 @@ __all__ = [
     "TaskError",
     "TaskExpiredError",
     "TaskFailedError",
+    "TaskInputError",
     "TaskNotCreatedError",
     "TaskNotFoundError",
     "TaskNotTerminalError",
@@ -286,6 +288,27 @@ class TaskCancelledError(TaskError):
 
     def __init__(self, message: str, *, task_id: str, final: object) -> None:
         super().__init__(message, task_id=task_id, status="cancelled", final=final)
+
+
+class TaskInputError(TaskError):
+    """Raised when a task asks for input that the client cannot give.
+
+    The task is ``input_required`` with a request the client has no way to answer: it
+    has no callback for the request's kind (an elicitation without an elicitation
+    callback), its callback declined with an error, or the kind is one it does not
+    know. Waiting would never end, so the call ends with this error instead.
+
+    Attributes:
+        key: The input request's key, as the task lists it.
+        request: The request, as the server sent it.
+    """
+
+    def __init__(
+        self, message: str, *, task_id: str, final: object, key: str, request: object
+    ) -> None:
+        super().__init__(message, task_id=task_id, status="input_required", final=final)
+        self.key = key
+        self.request = request
 
 
 class TaskNotTerminalError(RxTasksError, ValueError):

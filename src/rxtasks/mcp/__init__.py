@@ -25,6 +25,7 @@ from __future__ import annotations
 from importlib.util import find_spec
 from typing import Any
 
+from .._core._errors import RxTasksError
 from ._ref import PROTOCOLS, TaskRef
 
 __all__ = [
@@ -53,11 +54,17 @@ def is_transient(error: BaseException) -> bool:
     Transient: timeouts, connection errors (``OSError``, the HTTP client's transport
     errors, a stream closed under the session), and the JSON-RPC errors in
     `TRANSIENT_CODES`, read from ``error.code`` (mcp 2.x ``MCPError``) or
-    ``error.error.code`` (mcp 1.x ``McpError``). It needs no SDK.
+    ``error.error.code`` (mcp 1.x ``McpError``). Never an `rxtasks.RxTasksError`
+    (`PollTimeoutError`, a task's `TaskError`...), whatever else it also is. It needs no
+    SDK.
 
     Example:
         >>> policy = rxtasks.PollPolicy(retry=rxtasks.Retry(retry_on=rxtasks.mcp.is_transient))
     """
+    if isinstance(error, RxTasksError):
+        # rxtasks' own verdicts (a deadline, a task that failed or was cancelled, a bad
+        # answer), even those that are also an SDK's error or a TimeoutError.
+        return False
     if isinstance(error, TimeoutError | OSError):
         return True
     code = getattr(error, "code", None)

@@ -52,6 +52,7 @@ from .._core._status import is_terminal
 from .._core._validate import check_ms
 from . import TASKS_EXTENSION
 from ._common import PushedStatuses, TaskAdapter, logger, read_task
+from ._extension_sdk2 import TasksExtension
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Iterable, Mapping
@@ -65,6 +66,7 @@ __all__ = [
     "ExtensionTask",
     "ExtensionTasks",
     "TaskNotifications",
+    "TasksExtension",
     "demo_server",
     "session_options",
 ]
