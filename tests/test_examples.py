@@ -35,7 +35,17 @@ def test_example_output(example: Path) -> None:
     assert result.stdout == example.with_suffix(".out").read_text()
 
 
-@pytest.mark.parametrize("name", ["quickstart", "core_sdk1", "extension_sdk2", "resume_sdk2"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "quickstart",
+        "core_sdk1",
+        "extension_sdk2",
+        "resume_sdk2",
+        "call_tool_sdk1",
+        "call_tool_sdk2",
+    ],
+)
 def test_readme_shows_the_examples_and_their_output(name: str) -> None:
     """The README's examples are the files in examples/, with their recorded output."""
     readme = (ROOT / "README.md").read_text()
