@@ -297,3 +297,14 @@ def test_resume_refuses_what_is_not_a_reference(tmp_path: Path) -> None:
         result = rxtasks("resume", ref)
         assert result.returncode == 2, result.stderr
         assert why in result.stderr.splitlines()[-1], result.stderr
+
+
+def test_json_ends_with_the_timeout(url: str) -> None:
+    """--json with --timeout-ms: state lines, then one timeout object; exit 124."""
+    result = rxtasks("watch", url, "--tool", "wait_cancel", "--json", "--timeout-ms", "600")
+    assert result.returncode == 124, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert {line["type"] for line in lines[:-1]} == {"state"}, lines
+    assert lines[-1]["type"] == "timeout", lines
+    assert lines[-1]["timeout_ms"] == 600
+    assert lines[-1]["cancelled"] is True

@@ -135,6 +135,11 @@ class WatchOptions:
     #: ``rxtasks resume``: the task to pick up (then ``tool`` is not called).
     ref: TaskRef | None = None
 
+    @property
+    def name(self) -> str:
+        """The command, for its messages: ``rxtasks watch`` or ``rxtasks resume``."""
+        return "rxtasks resume" if self.ref is not None else "rxtasks watch"
+
     def policy(self, transient: Callable[[Exception], bool]) -> PollPolicy:
         """The library's own `PollPolicy` for these options.
 
@@ -355,7 +360,7 @@ async def run_watch(
     def transient(error: Exception) -> bool:
         if not is_transient(error):
             return False
-        view.note(f"rxtasks watch: {_request_failed(error, options)}; retrying")
+        view.note(f"{options.name}: {_request_failed(error, options)}; retrying")
         return True
 
     policy = options.policy(transient)
@@ -377,8 +382,17 @@ async def run_watch(
     except PollTimeoutError:
         await _cancel(tasks, task_id, progress)
         done = " and was asked to cancel" if progress.cancel == "sent" else ""
+        if options.json:
+            _print_json(
+                {
+                    "type": "timeout",
+                    "task_id": task_id,
+                    "timeout_ms": options.timeout_ms,
+                    "cancelled": progress.cancel == "sent",
+                }
+            )
         print(  # noqa: T201 -- the command's verdict
-            f"rxtasks watch: task {task_id} had not ended after {options.timeout_ms:g} ms{done}",
+            f"{options.name}: task {task_id} had not ended after {options.timeout_ms:g} ms{done}",
             file=sys.stderr,
         )
         return EXIT_TIMEOUT
@@ -389,7 +403,7 @@ async def run_watch(
             await _cancel(tasks, task_id, progress)
         raise
     assert outcome is not None  # poll() completes only after a terminal state
-    return report(outcome, as_json=options.json, task_id=task_id)
+    return report(outcome, as_json=options.json, task_id=task_id, command=options.name)
 
 
 async def _begin(
@@ -410,8 +424,8 @@ async def _begin(
     try:
         created = await tasks.create(options.tool, options.arguments)
     except TaskNotCreatedError as exc:
-        view.note("rxtasks watch: the server answered at once, without a task")
-        return report(reading.immediate(exc.result), as_json=options.json)
+        view.note(f"{options.name}: the server answered at once, without a task")
+        return report(reading.immediate(exc.result), as_json=options.json, command=options.name)
     if options.detach:
         _print_json(_ref_of(tasks, created, options, policy))
         return EXIT_OK
@@ -503,7 +517,13 @@ async def _cancel_later(tasks: TaskAdapter[Any], task_id: str, delay_s: float) -
     await tasks.cancel_task(task_id)
 
 
-def report(outcome: Outcome, *, as_json: bool = False, task_id: str | None = None) -> int:
+def report(
+    outcome: Outcome,
+    *,
+    as_json: bool = False,
+    task_id: str | None = None,
+    command: str = "rxtasks watch",
+) -> int:
     """Print how a watched task ended and return the exit code.
 
     The result's text goes to stdout (for pipes); a failure to stderr, as one line.
@@ -536,7 +556,7 @@ def report(outcome: Outcome, *, as_json: bool = False, task_id: str | None = Non
         why = "the task was cancelled"
     else:
         why = f"the task {outcome.status}: {outcome.text}"
-    print(f"rxtasks watch: {why}", file=sys.stderr)  # noqa: T201
+    print(f"{command}: {why}", file=sys.stderr)  # noqa: T201
     return EXIT_FAILED
 
 
