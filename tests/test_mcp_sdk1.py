@@ -331,3 +331,21 @@ async def test_resume_refuses_a_reference_of_the_other_revision(virtual_time: Vi
     async with connect() as tasks:
         with pytest.raises(rxtasks.ArgumentError, match="2026-07-28"):
             tasks.resume(ref)
+
+
+async def test_resume_waits_the_policy_cap_at_most(virtual_time: VirtualClock) -> None:
+    """A reference due in a year (a wrong clock) waits max_interval_ms, not a year."""
+    async with connect() as tasks:
+        created = await tasks.create("work", {"steps": 1, "step_ms": 100, "interval_ms": 100})
+        ref = TaskRef(
+            server="in-process",
+            protocol="2025-11-25",
+            task_id=created.taskId,
+            status="working",
+            next_poll_at=datetime.now(UTC) + timedelta(days=365),
+        )
+        start = anyio.current_time()
+        policy = rxtasks.PollPolicy(max_interval_ms=2000)
+        seen = [task.status async for task in rxtasks.iterate(tasks.resume(ref, policy=policy))]
+    assert seen == ["completed"]
+    assert [round(at - start, 6) for at in tasks.sent_at] == [2.0]

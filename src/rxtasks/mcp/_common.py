@@ -261,9 +261,11 @@ class TaskAdapter(ABC, Generic[T]):
         """Pick a task up again from its `TaskRef`: `poll`, from its next poll's time.
 
         No ``tasks/get`` goes out before ``ref.next_poll_at`` (at once if that has
-        passed); from then on it is `poll`. A task the server no longer knows ends the
-        stream with `TaskExpiredError` if the reference says its ttl has passed, else
-        `TaskNotFoundError`, naming the id (the server's answer chained as the cause).
+        passed), though with a policy at most its ``max_interval_ms`` from now (a
+        reference written by a wrong clock does not hang); from then on it is `poll`.
+        A task the server no longer knows ends the stream with `TaskExpiredError` if
+        the reference says its ttl has passed, else `TaskNotFoundError`, naming the id
+        (the server's answer chained as the cause).
 
         Args:
             ref: The reference, for example from `TaskRef.from_json`.
@@ -298,6 +300,9 @@ class TaskAdapter(ABC, Generic[T]):
                 policy=policy,
             )
             due_s = ref.due_in_ms() / 1000
+            if policy is not None and policy.max_interval_ms is not None:
+                # A reference far in the future (a wrong clock) waits the cap at most.
+                due_s = min(due_s, policy.max_interval_ms / 1000)
             if due_s > 0:
                 wait = reactivex.timer(due_s, scheduler=scheduler or chosen)
                 return wait.pipe(ops.flat_map(lambda _: polled), ops.catch(lost))
