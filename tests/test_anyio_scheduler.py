@@ -173,7 +173,14 @@ async def test_other_threads_hand_work_over() -> None:
             scheduler.schedule_relative(0.01, action)
             scheduler.schedule_relative(100, action).dispose()  # dropped, from here too
 
-        await anyio.to_thread.run_sync(from_thread)
+        # Joined from the loop's thread, which stops the loop meanwhile: a thread that
+        # waited for the loop could not end, and no virtual time passes before all its
+        # hand-overs are queued (awaiting the thread instead lets the clock jump to 100 s,
+        # so the timer may fire before its disposal lands).
+        thread = threading.Thread(target=from_thread, daemon=True)
+        thread.start()
+        thread.join(timeout=10)
+        assert not thread.is_alive(), "scheduling from a thread waited for the event loop"
     assert ran_in == [loop_thread, loop_thread]
 
 

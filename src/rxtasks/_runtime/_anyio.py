@@ -91,7 +91,8 @@ class AnyioScheduler(LoopScheduler):
     re-raised from the ``async with`` (unwrapped when it is the only one).
 
     Work may be scheduled from other threads too (``observe_on(scheduler)``, items from
-    thread pools): it is handed over to the loop's thread without blocking the caller.
+    thread pools): it is handed over to the loop's thread without blocking the caller,
+    and the block waits for what was handed over before it ended to land, and run.
     Disposing a poll after the block has ended still sends its opt-in ``cancel_task``
     while the event loop runs.
 
@@ -122,6 +123,8 @@ class AnyioScheduler(LoopScheduler):
         # Work handed over from other threads and not yet taken in: the block waits for it.
         self._hops = 0
         self._hops_lock = threading.Lock()
+        # Set when the last hand-over has landed, while the block waits for it (see _hold).
+        self._landed: anyio.Event | None = None
 
     async def __aenter__(self) -> Self:
         if self._task_group is not None or self._closing:
@@ -148,6 +151,7 @@ class AnyioScheduler(LoopScheduler):
                 self.cancel()
             elif self._finished():
                 self._wake_all()  # else the last timer or await to end wakes everyone
+            self._hold()  # hand-overs from other threads may be on their way, no worker alive
         finally:
             try:
                 suppress = await self._task_group.__aexit__(exc_type, exc, tb)
@@ -185,6 +189,8 @@ class AnyioScheduler(LoopScheduler):
         Dropped, not disposed: a concurrency limit that hears of it would start its next
         await here, and so on through every waiting one.
         """
+        if call.settled:
+            return  # disposed while queued: its settle hook has counted it out already
         if call.protect_s is not None:
             task_group.start_soon(self._run_alone, call)
         else:
@@ -374,8 +380,15 @@ class AnyioScheduler(LoopScheduler):
                         checkpointed = True
                     else:
                         return
+        except Exception:
+            # An action (or a callback) raised: the scheduler has failed. Cancel it now, not
+            # when the error reaches the task group: no queued await may start meanwhile.
+            self.cancel()
+            raise
         finally:
-            self._worker_ended()
+            self._workers -= 1
+            self._hold()  # this may be the group's last task
+        self._replace()  # only when interrupted: a worker that failed is never replaced
 
     async def _wait_for_work(self, worker: _Worker) -> bool:
         """Nothing to run now: sleep until the next timer, or idle until summoned.
@@ -398,20 +411,41 @@ class AnyioScheduler(LoopScheduler):
         self._coming -= 1
         return True
 
-    def _worker_ended(self) -> None:
-        self._workers -= 1
+    def _replace(self) -> None:
+        """A worker was interrupted and has ended: summon another if work is left for it."""
         task_group = self._task_group
         if (
             task_group is not None
             and not task_group.cancel_scope.cancel_called
             and (self._calls or (self._timers.live and self._sleeper is None))
         ):
-            self._summon()  # this worker ended with its cancelled await: replace it
+            self._summon()
+
+    def _hold(self) -> None:
+        """Closing: if work handed over from other threads is still on its way, wait for it.
+
+        Called as the block ends and as each task of the group ends while it does. The
+        workers wait for hand-overs only while they live: there may be none left, an
+        interrupted one ends at once, and cancel() ends them all. So a task of its own
+        holds the group open, shielded like the cleanup cancel() still runs, until the
+        last hand-over has landed.
+        """
+        task_group = self._task_group
+        if self._closing and self._hops and self._landed is None and task_group is not None:
+            self._landed = landed = anyio.Event()
+            task_group.start_soon(self._wait_landed, landed, name=f"{self!r} hand-overs")
+
+    async def _wait_landed(self, landed: anyio.Event) -> None:
+        with anyio.CancelScope(shield=True):
+            await landed.wait()
 
     async def _run_alone(self, call: AwaitCall[Any]) -> None:
-        with anyio.CancelScope() as scope:
-            if call.begin(scope.cancel):
-                await call.run(self._deliver_fn)
+        try:
+            with anyio.CancelScope() as scope:
+                if call.begin(scope.cancel):
+                    await call.run(self._deliver_fn)
+        finally:
+            self._hold()  # this may be the group's last task
 
     async def _sleep_until(self, worker: _Worker, due: float) -> None:
         """Sleep until the first timer is due, or until woken for an earlier one."""
@@ -446,6 +480,10 @@ class AnyioScheduler(LoopScheduler):
             try:
                 fn()
             finally:
+                landed = self._landed
+                if landed is not None and not self._hops:  # the block waited for this one
+                    self._landed = None
+                    landed.set()
                 if self._closing and self._task_group is not None and self._finished():
                     self._wake_all()
 
@@ -471,9 +509,10 @@ class AnyioScheduler(LoopScheduler):
     def _drop_all(self) -> None:
         """The block has ended: forget what is queued (no hook may schedule more)."""
         self._timers.clear()
-        while self._calls:
-            self._calls.popleft().drop()
-            self._in_flight -= 1
+        calls = self._calls
+        while calls:
+            if calls.popleft().drop():  # else disposed while queued: counted out already
+                self._in_flight -= 1
 
     def _check_running(self) -> None:
         if self._task_group is None:

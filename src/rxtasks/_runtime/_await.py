@@ -152,11 +152,15 @@ class AwaitCall(abc.DisposableBase, Generic[T]):
     def fail(
         self, error: BaseException, deliver: Callable[[Callable[[Any], None], Any], None]
     ) -> None:
-        """The awaitable raised ``error``: deliver it unless disposed, and settle."""
-        running = self.state is RUNNING
+        """The awaitable raised ``error``, or the call cannot start: deliver it unless disposed.
+
+        A call that never began (its runtime is gone) fails like one that ran; a disposed
+        one (abandoned, or dropped while queued) hears nothing. Then the call settles.
+        """
+        state = self.state
         self.state = SETTLED
         try:
-            if running:
+            if state is RUNNING or state is QUEUED:
                 deliver(self.on_error, error)
         finally:
             self._settled()
@@ -207,15 +211,21 @@ class AwaitCall(abc.DisposableBase, Generic[T]):
             return await self.func()
         raise ProtectionTimeout(f"gave up after {seconds} s")
 
-    def drop(self) -> None:
+    def drop(self) -> bool:
         """Forget a queued call without a word: its runtime is gone (no hooks run).
 
         For a scheduler that tears down: disposing would run the hooks, and a concurrency
         limit would start the next call on the runtime that just ended.
+
+        Returns:
+            True if the call was queued and is dropped now; False if it had begun or was
+            over already (disposed while queued: its hooks have run).
         """
-        if self.state is QUEUED:
-            self.state = SETTLED
-            self.settle_hook = self._then = None
+        if self.state is not QUEUED:
+            return False
+        self.state = SETTLED
+        self.settle_hook = self._then = None
+        return True
 
     # -- for the subscriber -------------------------------------------------------------
 
