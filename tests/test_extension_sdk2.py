@@ -197,7 +197,9 @@ async def test_completed_returns_the_tools_result(caplog: pytest.LogCaptureFixtu
     seen = Seen(extension)
     with caplog.at_level(logging.INFO, logger="rxtasks.mcp"):
         async with session_to(extension) as session:
-            result = await extension.call_tool(session, "quick", {"steps": 2, "step_ms": 100})
+            # Steps of 300 ms against polls every 100 ms: some poll sees step 1 (at
+            # 100 ms a poll can come before the step's message, as it did once in CI).
+            result = await extension.call_tool(session, "quick", {"steps": 2, "step_ms": 300})
     assert texts(result) == ["done after 2 steps"]
     assert result.structured_content == {"result": "done after 2 steps"}
     assert not result.is_error
