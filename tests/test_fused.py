@@ -13,13 +13,17 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 import anyio
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from reactivex.subject import Subject
 
 import rxtasks
-from rxtasks.testing import FakeTaskServer, random_script
+from rxtasks.testing import FakeTaskServer, Step, Task, random_script
 
 from .test_properties import run_on
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -87,3 +91,40 @@ def test_poll_until_terminal_equals_iterate_poll(
 def random_epoch(seed: int) -> datetime:
     """One wall-clock origin per example, so both servers stamp the same times."""
     return datetime(2026, 1, 1, tzinfo=UTC) + timedelta(seconds=seed % 1000)
+
+
+@pytest.mark.parametrize("cancel", [True, False])
+def test_a_call_made_moot_by_a_push_is_cancelled_or_left_to_finish(cancel: bool) -> None:
+    """cancel_moot_calls: the call in flight a push made moot is cancelled, or finishes.
+
+    Either way its answer is not emitted and the next call waits for it: with False the
+    server sees it answered (at 1.0 s), and the next poll comes the push's interval
+    after the push, once that call has returned.
+    """
+    seen: list[tuple[float, object]] = []
+    outcome: dict[str, object] = {}
+
+    async def main() -> None:
+        server = FakeTaskServer(
+            {"t": (Step("working", 100, latency_ms=1000), Step("completed"))}, epoch=T0
+        )
+        pushes: Subject[Any] = Subject()
+        async with rxtasks.AnyioScheduler() as scheduler:
+            rxtasks.poll(
+                server.get_task, "t", notifications=pushes, cancel_moot_calls=cancel
+            ).subscribe(
+                lambda task: seen.append((round(anyio.current_time(), 6), task.status)),
+                scheduler=scheduler,
+            )
+            await anyio.sleep(0.5)
+            pushes.on_next(Task("t", "working", 200, None, T0, T0 + timedelta(seconds=0.5)))
+        outcome["calls"] = [(round(c.started, 6), c.cancelled) for c in server.calls]
+
+    run_on("trio", main)
+    assert seen[0] == (0.5, "working")  # the push; the call in flight is moot
+    assert seen[-1][1] == "completed"
+    calls = cast("list[tuple[float, bool]]", outcome["calls"])
+    assert calls[0][0] == 0.0
+    assert calls[0][1] is cancel  # left to finish: answered, unheard
+    # The next call: the push's 200 ms after the push, or after the moot call returned.
+    assert calls[1][0] == (0.7 if cancel else 1.0)

@@ -40,6 +40,7 @@ def poll(
     cancel_task: Callable[[str], Awaitable[object]] | None = None,
     policy: PollPolicy | None = None,
     initial: T | None = None,
+    cancel_moot_calls: bool = True,
 ) -> Observable[T]:
     """Poll one task at the pace the server asks for, as a cold observable.
 
@@ -93,6 +94,11 @@ def poll(
             the tasks extension). It is emitted first, on subscription, and the first
             ``get_task`` is due its interval after that, not at once: the server's pace
             from the first poll on. If it is terminal, it is the only result. ``i---w-c|``
+        cancel_moot_calls: Whether a call in flight that a push (or a pushed terminal
+            state) made moot is cancelled (the default) or left to finish, its answer
+            dropped; the next call waits for it either way. False is for sessions that
+            break when a request is cancelled as its answer arrives (mcp 1.x up to 1.30
+            at least; `rxtasks.mcp.sdk1` sets it). Disposal and the deadline always cancel.
 
     Returns:
         An observable of every result, ending with the terminal one.
@@ -130,6 +136,7 @@ def poll(
             default_interval_ms=default_ms,
             cancel_task=cancel_task,
             policy=policy,
+            cancel_moot_calls=cancel_moot_calls,
         )
         poller.start(notifications, initial)
         return poller
@@ -158,6 +165,7 @@ class Poller(abc.DisposableBase, Generic[T]):
     __slots__ = (
         "_call",
         "_cancel",
+        "_cancel_moot",
         "_capped",
         "_deadline",
         "_fetch",
@@ -187,8 +195,10 @@ class Poller(abc.DisposableBase, Generic[T]):
         default_interval_ms: float,
         cancel_task: Callable[[str], Awaitable[object]] | None = None,
         policy: PollPolicy | None = None,
+        cancel_moot_calls: bool = True,
     ) -> None:
         self._observer = observer
+        self._cancel_moot = cancel_moot_calls
         self.scheduler = scheduler
         self.runtime = runtime
         self.task_id = task_id
@@ -321,8 +331,8 @@ class Poller(abc.DisposableBase, Generic[T]):
         """Drop the call in flight and the call due (a push made them moot)."""
         call, timer = self._call, self._timer
         self._timer = None
-        if call is not None:
-            call.dispose()  # stays known until it has unwound (see call_now)
+        if call is not None:  # stays known until it has unwound (see call_now)
+            call.dispose() if self._cancel_moot else call.abandon()
         if timer is not None:
             timer.dispose()
 

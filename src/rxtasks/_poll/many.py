@@ -33,6 +33,7 @@ def poll_many(
     scheduler: abc.SchedulerBase | None = None,
     notifications: Observable[Any] | None = None,
     cancel_task: Callable[[str], Awaitable[object]] | None = None,
+    cancel_moot_calls: bool = True,
 ) -> Observable[T]:
     """Poll many tasks as one stream: the results of all, each at its own pace.
 
@@ -66,6 +67,7 @@ def poll_many(
         scheduler: As for `poll`.
         notifications: Pushed results for any tasks, as for `poll`.
         cancel_task: As for `poll`: sent for each task not terminal at disposal.
+        cancel_moot_calls: As for `poll`.
 
     Returns:
         An observable of every task's results.
@@ -92,7 +94,9 @@ def poll_many(
         chosen, runtime = resolve_scheduler(scheduler or subscribe_scheduler, caller="poll_many()")
         if max_in_flight is not None:
             runtime = _LimitedRuntime(runtime, max_in_flight)
-        group = _Group(observer, chosen, runtime, get_task, default_ms, policy, cancel_task)
+        group = _Group(
+            observer, chosen, runtime, get_task, default_ms, policy, cancel_task, cancel_moot_calls
+        )
         group.start(task_ids, notifications)
         return group
 
@@ -135,8 +139,10 @@ class _Group(abc.DisposableBase, Generic[T]):
         default_ms: float,
         policy: PollPolicy | None,
         cancel_task: Callable[[str], Awaitable[object]] | None,
+        cancel_moot_calls: bool,
     ) -> None:
         self.observer = observer
+        self._cancel_moot = cancel_moot_calls
         self._scheduler = scheduler
         self._runtime = runtime
         self._get_task = get_task
@@ -216,6 +222,7 @@ class _Group(abc.DisposableBase, Generic[T]):
             default_interval_ms=self._default_ms,
             cancel_task=self._cancel_task,
             policy=self._policy,
+            cancel_moot_calls=self._cancel_moot,
         )
         self._pollers[task_id] = poller
         if self._listening:

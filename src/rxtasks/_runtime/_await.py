@@ -229,6 +229,19 @@ class AwaitCall(abc.DisposableBase, Generic[T]):
 
     # -- for the subscriber -------------------------------------------------------------
 
+    def abandon(self) -> None:
+        """Drop the call's outcome without interrupting it: it runs to its end, unheard.
+
+        A queued call is dropped as by `dispose`. A running one is left to finish (it
+        still counts as in flight until then), for awaits that must not be cut short:
+        some SDK sessions break when a request is cancelled as its answer arrives.
+        """
+        if self.state is RUNNING:
+            self.state = ABANDONED
+            self._interrupt = None
+        else:
+            self.dispose()
+
     def dispose(self) -> None:
         """Cancel the call: drop it if queued, interrupt it if running; no outcome follows."""
         state = self.state

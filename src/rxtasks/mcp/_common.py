@@ -144,6 +144,9 @@ class TaskAdapter(ABC, Generic[T]):
 
     #: The protocol revision of its tasks, as `TaskRef` names it.
     PROTOCOL: ClassVar[str] = "2025-11-25"
+    #: Whether a ``tasks/get`` made moot by a push may be cancelled (`rxtasks.poll`'s
+    #: ``cancel_moot_calls``); False where the SDK's session breaks on that.
+    CANCEL_MOOT_CALLS: ClassVar[bool] = True
 
     def __init__(self, notifications: PushedStatuses[Any] | None) -> None:
         self.notifications = notifications
@@ -223,6 +226,7 @@ class TaskAdapter(ABC, Generic[T]):
             cancel_task=self.cancel_task if cancel_on_dispose else None,
             policy=policy,
             initial=initial,
+            cancel_moot_calls=self.CANCEL_MOOT_CALLS,
         )
 
     def ref(
@@ -344,6 +348,7 @@ class TaskAdapter(ABC, Generic[T]):
             scheduler=scheduler,
             notifications=self.notifications.observable if self.notifications else None,
             cancel_task=self.cancel_task if cancel_on_dispose else None,
+            cancel_moot_calls=self.CANCEL_MOOT_CALLS,
         )
 
     def __repr__(self) -> str:
