@@ -551,3 +551,30 @@ def test_client_retries_a_transient_error(backend: str, flaky_url: tuple[str, Fl
     anyio.run(main, backend=backend)
     assert results == [["done after 2 steps"]]
     assert hooks.gets >= 2
+
+
+@pytest.fixture(scope="module")
+def pushing_url() -> Iterator[str]:
+    """The demo server with pushes (subscriptions/listen), over Streamable HTTP."""
+    app = build_extension_server(pushes=True).http_app(path="/mcp")
+    with serve_http(app, lifespan="on") as url:
+        yield url
+
+
+def test_client_hears_pushes(backend: str, pushing_url: str) -> None:
+    """On asyncio and trio: the server's pushes reach the call, its result comes back."""
+    extension = TasksExtension()
+    pushed: list[str] = []
+    extension.pushed.observable.subscribe(lambda task: pushed.append(task.status))
+    outcomes: dict[str, object] = {}
+
+    async def main() -> None:
+        async with Client(pushing_url, extensions=[extension]) as client:
+            outcomes["work"] = texts(await client.call_tool("work", {"steps": 2, "step_ms": 200}))
+
+    anyio.run(main, backend=backend)
+    assert outcomes == {"work": ["done after 2 steps"]}
+    # The listen stream opens with the task's state, then pushes each change (whether
+    # the end comes by push or by poll first is the machine's timing).
+    assert pushed, "no push reached the call"
+    assert set(pushed) <= {"working", "completed"}, pushed
