@@ -17,21 +17,14 @@ from reactivex.disposable import Disposable
 import rxtasks
 from rxtasks import AnyioScheduler, SchedulerError
 
+from ._helpers import in_thread, record
+
 if TYPE_CHECKING:
     from .conftest import VirtualClock
 
 
 def noop(_scheduler: abc.SchedulerBase, _state: Any = None) -> None:
     """An action that does nothing."""
-
-
-def record(log: list[tuple[str, float]], name: str) -> abc.ScheduledAction[Any]:
-    """An action that logs its name and the loop time."""
-
-    def action(_scheduler: abc.SchedulerBase, _state: Any = None) -> None:
-        log.append((name, anyio.current_time()))
-
-    return action
 
 
 async def test_timers_run_in_due_order_at_exact_times(virtual_time: VirtualClock) -> None:
@@ -173,14 +166,10 @@ async def test_other_threads_hand_work_over() -> None:
             scheduler.schedule_relative(0.01, action)
             scheduler.schedule_relative(100, action).dispose()  # dropped, from here too
 
-        # Joined from the loop's thread, which stops the loop meanwhile: a thread that
-        # waited for the loop could not end, and no virtual time passes before all its
-        # hand-overs are queued (awaiting the thread instead lets the clock jump to 100 s,
-        # so the timer may fire before its disposal lands).
-        thread = threading.Thread(target=from_thread, daemon=True)
-        thread.start()
-        thread.join(timeout=10)
-        assert not thread.is_alive(), "scheduling from a thread waited for the event loop"
+        # Joined from the loop's thread: no virtual time passes before all its hand-overs
+        # are queued (awaiting the thread instead lets the clock jump to 100 s, so the
+        # timer may fire before its disposal lands).
+        in_thread(from_thread)
     assert ran_in == [loop_thread, loop_thread]
 
 

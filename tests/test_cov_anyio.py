@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self
 
 import anyio
 import anyio.lowlevel
@@ -18,6 +18,8 @@ from trio.testing import MockClock
 
 from rxtasks import AnyioScheduler, SchedulerError, SchedulerStatistics
 
+from ._helpers import in_thread, record
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
@@ -26,40 +28,6 @@ if TYPE_CHECKING:
     from rxtasks._runtime._await import AwaitCall
 
     from .conftest import AnyioBackend, VirtualClock
-
-T = TypeVar("T")
-
-
-def in_thread(fn: Callable[[], T]) -> T:
-    """Run ``fn`` in a new thread and join it; ``fn`` must never wait for the event loop.
-
-    Joining from the loop's thread blocks the loop for that short while, so a virtual
-    clock cannot move until the work the thread handed over has run.
-    """
-    results: list[T] = []
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            results.append(fn())
-        except BaseException as exc:  # noqa: BLE001 -- re-raised in the caller's thread
-            errors.append(exc)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
-    return results[0]
-
-
-def record(log: list[tuple[str, float]], name: str) -> abc.ScheduledAction[Any]:
-    """An action that logs its name and the loop time."""
-
-    def action(_scheduler: abc.SchedulerBase, _state: Any = None) -> None:
-        log.append((name, anyio.current_time()))
-
-    return action
 
 
 class Outcomes:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from reactivex import abc
@@ -14,33 +14,12 @@ import rxtasks
 from rxtasks import AnyioScheduler
 from rxtasks.testing import FakeTaskServer, Step, Task, steps
 
-if TYPE_CHECKING:
-    from collections.abc import Callable
+from ._helpers import in_thread
 
+if TYPE_CHECKING:
     import pytest
 
     from .conftest import VirtualClock
-
-T = TypeVar("T")
-
-
-def in_thread(fn: Callable[[], T]) -> T:
-    """Run ``fn`` in a new thread and join it; ``fn`` must never wait for the event loop."""
-    results: list[T] = []
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            results.append(fn())
-        except BaseException as exc:  # noqa: BLE001 -- re-raised in the caller's thread
-            errors.append(exc)
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
-    return results[0]
 
 
 class Recorder(abc.ObserverBase[Any]):
