@@ -8,15 +8,16 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from numbers import Real
-from typing import Final, cast
+from typing import Final, TypeVar, cast
 
-from ._errors import InvalidResultError
+from ._errors import ArgumentTypeError, InvalidResultError
 
 __all__ = [
     "KNOWN_STATUSES",
     "TERMINAL_STATUSES",
     "ResultReader",
     "expiry_of",
+    "id_and_state",
     "is_terminal",
     "remaining_ttl_s",
     "task_id_of",
@@ -81,6 +82,26 @@ def _first_field(result: object, names: tuple[str, ...]) -> object:
 def task_id_of(result: object) -> object:
     """Return the task id of a result of any shape (``taskId`` / ``task_id``), or None."""
     return _first_field(result, ("taskId", "task_id"))
+
+
+_S = TypeVar("_S")
+
+
+def id_and_state(item: str | _S, caller: str) -> tuple[str, _S | None]:
+    """A task given by its id or by a known state of it: its id, and the state if given.
+
+    Raises:
+        ArgumentTypeError: If ``item`` is neither a string nor has a string task id.
+    """
+    if isinstance(item, str):
+        return item, None
+    found = task_id_of(item)
+    if not isinstance(found, str):
+        raise ArgumentTypeError(
+            f"{caller}: {type(item).__name__} is neither a task id (str) nor a task state"
+            f" with a string taskId (its taskId: {found!r})"
+        )
+    return found, item
 
 
 def _as_datetime(value: object) -> datetime | None:

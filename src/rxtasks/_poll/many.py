@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from reactivex import Observable, abc
 
 from .._core._errors import ArgumentTypeError, PollManyError
-from .._core._status import logger, task_id_of
+from .._core._status import id_and_state, logger, task_id_of
 from .._core._validate import check_count, check_ms
 from .._runtime import AwaitCall, Runtime, resolve_scheduler
 from .fused import Poller
@@ -198,17 +198,7 @@ class _Group(abc.DisposableBase, Generic[T]):
         """
         if self.disposed:
             return
-        initial: T | None = None
-        if isinstance(item, str):
-            task_id = item
-        else:
-            found = task_id_of(item)
-            if not isinstance(found, str):
-                raise ArgumentTypeError(
-                    f"poll_many: {type(item).__name__} is neither a task id (str) nor a task"
-                    f" state with a string taskId (its taskId: {found!r})"
-                )
-            task_id, initial = found, item
+        task_id, initial = id_and_state(item, "poll_many")
         if task_id in self._seen:
             logger.warning("poll_many: task %s is already polled; ignoring it again", task_id)
             return

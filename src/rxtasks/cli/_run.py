@@ -23,7 +23,6 @@ from .._core._errors import (
     TaskNotFoundError,
 )
 from .._core._status import is_terminal, task_id_of
-from .._poll.fused import CANCEL_TIMEOUT_MS
 from .._poll.policy import PollPolicy, Retry
 from ..mcp import TaskRef, is_transient
 
@@ -440,8 +439,7 @@ def _ref_of(
     ref = tasks.ref(
         state, server=options.url, default_interval_ms=options.interval_ms, policy=policy
     )
-    loaded: dict[str, Any] = json.loads(ref.to_json())
-    return loaded
+    return ref.to_dict()
 
 
 def _print_state(
@@ -472,17 +470,8 @@ def _print_json(value: dict[str, Any]) -> None:
 
 async def _cancel(tasks: TaskAdapter[Any], task_id: str, progress: WatchProgress) -> None:
     """Send tasks/cancel, shielded and bounded, and record what came of it."""
-    with anyio.CancelScope(shield=True) as scope:
-        scope.deadline = anyio.current_time() + CANCEL_TIMEOUT_MS / 1000
-        try:
-            await tasks.cancel_task(task_id)
-        except Exception as exc:  # noqa: BLE001 -- best effort: reported, never raised
-            progress.cancel, progress.cancel_error = "failed", str(exc) or type(exc).__name__
-            return
-    if scope.cancelled_caught:
-        progress.cancel, progress.cancel_error = "failed", f"no answer in {CANCEL_TIMEOUT_MS:g} ms"
-    else:
-        progress.cancel = "sent"
+    why = await tasks.try_cancel(task_id)
+    progress.cancel, progress.cancel_error = ("sent", None) if why is None else ("failed", why)
 
 
 def _request_failed(error: Exception, options: WatchOptions) -> str:

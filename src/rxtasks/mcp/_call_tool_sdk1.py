@@ -29,8 +29,7 @@ from pydantic import RootModel, ValidationError
 from .._bridges import iterate
 from .._core._errors import InvalidResultError
 from .._core._status import is_terminal
-from .._poll import fused
-from ._common import logger
+from ._common import cancel_logged, logger
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -63,7 +62,7 @@ async def resolve(
         return await call.run()
     except BaseException:
         if not detach and not call.ended:
-            await _cancel(tasks, created.taskId)
+            await cancel_logged(tasks, created.taskId)
         raise
 
 
@@ -209,20 +208,3 @@ def _short(value: object) -> str:
 def _member(raw: object, name: str) -> object:
     """A member of a JSON object, or None (also when ``raw`` is not an object)."""
     return cast("dict[str, object]", raw).get(name) if isinstance(raw, dict) else None
-
-
-async def _cancel(tasks: CoreTasks, task_id: str) -> None:
-    """Send ``tasks/cancel``: best effort, shielded, within ``CANCEL_TIMEOUT_MS``."""
-    with anyio.CancelScope(shield=True) as scope:
-        scope.deadline = anyio.current_time() + fused.CANCEL_TIMEOUT_MS / 1000
-        try:
-            await tasks.cancel_task(task_id)
-        except Exception as exc:  # noqa: BLE001 -- best effort: logged, never raised
-            logger.warning("task %s: tasks/cancel failed: %r", task_id, exc)
-            return
-    if scope.cancelled_caught:
-        logger.warning(
-            "task %s: tasks/cancel had no answer in %s ms; abandoned",
-            task_id,
-            fused.CANCEL_TIMEOUT_MS,
-        )

@@ -7,6 +7,7 @@ from abc import ABC, abstractmethod
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, cast
 
+import anyio
 import reactivex
 from pydantic import ValidationError
 from reactivex import operators as ops
@@ -14,12 +15,12 @@ from reactivex.subject import Subject
 
 from .._core._errors import (
     ArgumentError,
-    ArgumentTypeError,
     InvalidResultError,
     TaskExpiredError,
     TaskNotFoundError,
 )
-from .._core._status import task_id_of
+from .._core._status import id_and_state, task_id_of
+from .._poll import fused as _fused
 from .._poll.fused import poll as _poll
 from .._poll.many import poll_many as _poll_many
 from ._ref import TaskRef
@@ -182,6 +183,26 @@ class TaskAdapter(ABC, Generic[T]):
     async def cancel_task(self, task_id: str) -> None:
         """Ask the server to cancel the task (``tasks/cancel``)."""
 
+    async def try_cancel(self, task_id: str) -> str | None:
+        """Ask the server to cancel the task, as a best effort on the way out.
+
+        `cancel_task`, shielded from the caller's own cancellation and abandoned after
+        `rxtasks.CANCEL_TIMEOUT_MS`: leaving (Ctrl-C, a deadline, an error) never hangs on
+        a server that does not answer, and never raises for it.
+
+        Returns:
+            None if the server answered; else why not, in a few words.
+        """
+        with anyio.CancelScope(shield=True) as scope:
+            scope.deadline = anyio.current_time() + _fused.CANCEL_TIMEOUT_MS / 1000
+            try:
+                await self.cancel_task(task_id)
+            except Exception as exc:  # noqa: BLE001 -- best effort: reported, never raised
+                return str(exc) or type(exc).__name__
+        if scope.cancelled_caught:
+            return f"no answer in {_fused.CANCEL_TIMEOUT_MS:g} ms"
+        return None
+
     def poll(
         self,
         task: str | T,
@@ -206,17 +227,7 @@ class TaskAdapter(ABC, Generic[T]):
         Returns:
             The cold observable of `rxtasks.poll`.
         """
-        initial: T | None = None
-        if isinstance(task, str):
-            task_id = task
-        else:
-            found = task_id_of(task)
-            if not isinstance(found, str):
-                raise ArgumentTypeError(
-                    f"poll(): {type(task).__name__} is neither a task id (str) nor a task"
-                    f" state with a string taskId (its taskId: {found!r})"
-                )
-            task_id, initial = found, task
+        task_id, initial = id_and_state(task, "poll()")
         return _poll(
             self.get_task,
             task_id,
@@ -384,3 +395,10 @@ def _lost(error: Exception, ref: TaskRef) -> Exception:
         )
     lost.__cause__ = error
     return lost
+
+
+async def cancel_logged(tasks: TaskAdapter[Any], task_id: str) -> None:
+    """`TaskAdapter.try_cancel` for library code: a failure is logged (WARNING)."""
+    why = await tasks.try_cancel(task_id)
+    if why is not None:
+        logger.warning("task %s: tasks/cancel failed: %s", task_id, why)

@@ -33,10 +33,9 @@ from .._core._errors import (
     TaskInputError,
 )
 from .._core._status import is_terminal
-from .._poll import fused
 from .._poll.policy import PollPolicy, is_not_found
 from . import TASKS_EXTENSION
-from ._common import logger, read_task
+from ._common import cancel_logged, logger, read_task
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -305,7 +304,7 @@ class TasksExtension(ClientExtension):
             final = await call.run()
         except BaseException as exc:
             if not self.detach and call.final is None and not is_not_found(exc):
-                await _cancel(tasks, created.task_id)
+                await cancel_logged(tasks, created.task_id)
             raise
         return _outcome(tasks, final)
 
@@ -544,20 +543,3 @@ def _timeout(task_id: str, last_result: object, timeout_ms: float) -> _TaskTimeo
         last_result=last_result,
         timeout_ms=timeout_ms,
     )
-
-
-async def _cancel(tasks: ExtensionTasks, task_id: str) -> None:
-    """Send ``tasks/cancel``: best effort, shielded, within ``CANCEL_TIMEOUT_MS``."""
-    with anyio.CancelScope(shield=True) as scope:
-        scope.deadline = anyio.current_time() + fused.CANCEL_TIMEOUT_MS / 1000
-        try:
-            await tasks.cancel_task(task_id)
-        except Exception as exc:  # noqa: BLE001 -- best effort: logged, never raised
-            logger.warning("task %s: tasks/cancel failed: %r", task_id, exc)
-            return
-    if scope.cancelled_caught:
-        logger.warning(
-            "task %s: tasks/cancel had no answer in %s ms; abandoned",
-            task_id,
-            fused.CANCEL_TIMEOUT_MS,
-        )

@@ -149,13 +149,17 @@ class TaskRef:
         now = now if now is not None else datetime.now(UTC)
         return now >= self.created_at + timedelta(milliseconds=self.ttl_ms)
 
-    def to_json(self) -> str:
-        """The reference as one line of JSON (times in ISO 8601, UTC)."""
+    def to_dict(self) -> dict[str, Any]:
+        """The reference as JSON values (times in ISO 8601, UTC), to embed in JSON of yours."""
         data: dict[str, Any] = asdict(self)
         for name in ("next_poll_at", "created_at"):
             value = data[name]
             data[name] = value.isoformat() if isinstance(value, datetime) else None
-        return json.dumps({name: data[name] for name in _FIELDS}, separators=(",", ":"))
+        return {name: data[name] for name in _FIELDS}
+
+    def to_json(self) -> str:
+        """The reference as one line of JSON (`to_dict`'s), for `from_json`."""
+        return json.dumps(self.to_dict(), separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str | bytes) -> TaskRef:
