@@ -32,9 +32,13 @@ async def resume(saved: str) -> None:
 
 
 async def main() -> None:
-    saved = await start()
-    print("saved:", ", ".join(json.loads(saved)))  # the reference's fields
-    await resume(saved)
+    # An in-process server runs only while a session is open, and drops the tasks it
+    # runs when the last one closes: this session keeps it up between the two above,
+    # as a real server outlives its clients.
+    async with FastMCPTransport(server).connect_session(**session_options()):
+        saved = await start()
+        print("saved:", ", ".join(json.loads(saved)))  # the reference's fields
+        await resume(saved)
 
 
 anyio.run(main)
