@@ -176,16 +176,17 @@ def push_many(
     scheduler: reactivex.abc.SchedulerBase,
     on_completed: Callable[[], None] | None = None,
 ) -> None:
-    """Poll many tasks concurrently on one push scheduler, the way an app would.
+    """Poll tasks on one push scheduler, the way an app would.
 
-    With ``rxtasks.poll_many`` (once it exists) that is one call; until then, one
-    ``reactivex.merge`` of the per-task ``poll`` observables, as the README shows.
+    One task: ``rxtasks.poll`` (what the per-poll targets are about). Many:
+    ``rxtasks.poll_many``, or, in versions without it, one ``reactivex.merge`` of the
+    per-task ``poll`` observables.
     """
     poll_many = getattr(rxtasks, "poll_many", None)
-    if poll_many is not None:
-        source = poll_many(get_task, task_ids)
-    elif len(task_ids) == 1:
+    if len(task_ids) == 1:
         source = rxtasks.poll(get_task, task_ids[0])
+    elif poll_many is not None:
+        source = poll_many(get_task, task_ids)
     else:
         source = reactivex.merge(*(rxtasks.poll(get_task, task_id) for task_id in task_ids))
     source.subscribe(on_next, _raise, on_completed, scheduler=scheduler)
