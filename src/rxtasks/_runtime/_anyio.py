@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -11,8 +12,9 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 import anyio
 
 from .._core._errors import SchedulerError
-from ._await import AwaitCall
+from ._await import QUEUED, RUNNING, SETTLED, AwaitCall
 from ._base import LoopScheduler, ThreadHop
+from ._timers import TimerEntry
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -30,6 +32,9 @@ _TState = TypeVar("_TState")
 
 # The exception groups task groups wrap errors in (trio's and asyncio's alike).
 _WRAPPERS = (ExceptionGroup, BaseExceptionGroup)
+
+# When an immediate timer is due (TimerQueue.last_due after adding one, due_now's answer).
+_IMMEDIATE = -math.inf
 
 # Idle workers kept for the next burst of awaits; more than this end.
 _MAX_IDLE = 32
@@ -112,6 +117,8 @@ class AnyioScheduler(LoopScheduler):
         self._workers = 0
         self._coming = 0  # workers woken or started that have not looked at the queues yet
         self._in_sync = False  # a worker runs synchronous code and will look again
+        # The call whose result a worker delivers, while it does (schedule_await_after).
+        self._delivering: AwaitCall[Any] | None = None
         # The one worker asleep until a timer is due, and when.
         self._sleeper: _Worker | None = None
         self._sleeper_due = 0.0
@@ -272,6 +279,59 @@ class AnyioScheduler(LoopScheduler):
                 self._summon()
         return call
 
+    def schedule_await_after(
+        self,
+        delay_s: float,
+        func: Callable[[], Awaitable[T]],
+        on_result: Callable[[T], None],
+        on_error: Callable[[Exception], None],
+        reuse: AwaitCall[T] | None = None,
+    ) -> AwaitCall[T]:
+        """Await ``func()`` ``delay_s`` seconds from now: a timer until due, then an await.
+
+        It counts as a pending timer until it is due, then as an await in flight. The
+        call whose result is being delivered right now (``reuse``) is queued again
+        rather than a new one made: it is over, and nothing else holds it.
+        """
+        call: AwaitCall[T]
+        if reuse is self._delivering and reuse is not None:
+            self._delivering = None
+            call = reuse
+            call.state = QUEUED
+            call.func, call.on_result, call.on_error = func, on_result, on_error
+        else:
+            call = AwaitCall(func, on_result, on_error)
+        if self._task_group is None:
+            self._check_running()
+        if threading.get_ident() != self._thread:
+            self.call_soon_threadsafe(lambda: self._queue_due(delay_s, call))  # counted
+            return call
+        # _queue_due, inlined: a poll's every next call is queued here.
+        timers = self._timers
+        timers.put(delay_s, call)
+        sleeper = self._sleeper
+        if sleeper is not None:
+            if timers.last_due < self._sleeper_due:
+                sleeper.alarm.wake()
+        elif not self._in_sync:
+            self._summon()
+        return call
+
+    def _queue_due(self, delay_s: float, call: AwaitCall[Any]) -> None:
+        if call.settled:  # disposed before it reached the loop's thread
+            return
+        if self._task_group is None:  # handed over from another thread after the block ended
+            call.drop()
+            return
+        timers = self._timers
+        timers.put(delay_s, call)
+        sleeper = self._sleeper
+        if sleeper is not None:
+            if timers.last_due < self._sleeper_due:
+                sleeper.alarm.wake()
+        elif not self._in_sync:
+            self._summon()
+
     def _enqueue(self, call: AwaitCall[Any]) -> None:
         if call.settled:  # disposed before it reached the loop's thread
             return
@@ -301,6 +361,10 @@ class AnyioScheduler(LoopScheduler):
 
     def _await_settled(self) -> None:
         self._in_flight -= 1
+        self._settled_here()
+
+    def _settled_here(self) -> None:
+        """An await was counted out: if the block is closing and nothing is left, end."""
         # Never finished while a timer is pending (a poll's next one): that is checked first.
         if self._closing and not self._timers.live and self._finished():
             self._wake_all()
@@ -343,14 +407,18 @@ class AnyioScheduler(LoopScheduler):
             self._workers += 1
             self._task_group.start_soon(self._work, name=f"{self!r} worker")
 
-    async def _work(self) -> None:
+    async def _work(self) -> None:  # noqa: C901, PLR0912, PLR0915 -- see below
         """A worker: fire due timers and run awaits, one checkpoint between polls.
 
-        One coroutine from the task down to the checkpoint: every poll resumes it.
+        One coroutine from the task down to the checkpoint: every poll resumes it. It is
+        the hot path, so it is one function: `AwaitCall.begin`, ``run`` and ``succeed``,
+        `_deliver` and the settle hook are inlined for the common call (each costs a
+        frame per poll otherwise); the other calls go through `AwaitCall.run`.
         """
         timers = self._timers
         calls = self._calls
         checkpoint = self._loop.checkpoint
+        clock = self._loop.clock
         deliver = self._deliver_fn
         try:
             with anyio.CancelScope() as scope:
@@ -359,27 +427,58 @@ class AnyioScheduler(LoopScheduler):
                 self._coming -= 1
                 checkpointed = True
                 while not worker.interrupted:
-                    now = timers.due_now()
-                    if now is not None:
-                        if not checkpointed:
-                            # Timers that fell due while this worker ran synchronously: let
-                            # the rest of the program run first, as the SDK's loop does
-                            # between polls.
+                    if timers.live:
+                        # Timers that fell due while this worker ran synchronously (an
+                        # immediate one was added last: no need to ask): let the rest of
+                        # the program run first, as the SDK's loop does between polls.
+                        if not checkpointed and (
+                            timers.last_due == _IMMEDIATE or timers.due_now() is not None
+                        ):
                             await checkpoint()
                             checkpointed = True
+                        # Without heap timers only immediate ones can be due: no clock.
+                        now = timers.due_now() if timers.heap else _IMMEDIATE
+                        if now is not None:
+                            self._run_due_timers(now)
+                    if not calls:
+                        if await self._wait_for_work(worker):
+                            checkpointed = True
                             continue
-                        self._run_due_timers(now)
-                    if calls:
-                        call = calls.popleft()
-                        if calls or (timers.live and self._sleeper is None):
-                            self._summon()  # this worker is busy now: more work needs another
-                        if call.begin(interrupt):
-                            await call.run(deliver)
-                        checkpointed = False
-                    elif await self._wait_for_work(worker):
-                        checkpointed = True
-                    else:
                         return
+                    call = calls.popleft()
+                    checkpointed = False
+                    if calls or (timers.live and self._sleeper is None):
+                        self._summon()  # this worker is busy now: more work needs another
+                    if call.protect_s is not None or call.state is not QUEUED:
+                        if call.begin(interrupt):  # else disposed while queued
+                            await call.run(deliver)  # shielded cleanup
+                        continue
+                    call.state = RUNNING
+                    call.interrupter = interrupt
+                    call.settle_hook = None  # counted out here
+                    try:
+                        result = await call.func()
+                    except BaseException as exc:  # noqa: BLE001 -- see AwaitCall.raised
+                        self._in_flight -= 1
+                        self._call_raised(call, exc)
+                        continue
+                    self._in_flight -= 1
+                    self._in_sync = True
+                    timers.step_start = clock()  # timers count from the outcome's arrival
+                    try:
+                        if call.state is RUNNING and call.continuation is None:
+                            call.state = SETTLED  # nobody else waits for the call
+                            call.interrupter = None
+                            self._delivering = call  # may be queued again: see there
+                            call.on_result(result)
+                        else:
+                            call.succeed(result, _call_now)  # abandoned, or waited for
+                    finally:
+                        self._in_sync = False
+                        self._delivering = None
+                        timers.step_start = None
+                        if self._closing and not timers.live and self._finished():
+                            self._wake_all()
         except Exception:
             # An action (or a callback) raised: the scheduler has failed. Cancel it now, not
             # when the error reaches the task group: no queued await may start meanwhile.
@@ -389,6 +488,13 @@ class AnyioScheduler(LoopScheduler):
             self._workers -= 1
             self._hold()  # this may be the group's last task
         self._replace()  # only when interrupted: a worker that failed is never replaced
+
+    def _call_raised(self, call: AwaitCall[Any], error: BaseException) -> None:
+        """A call run by a worker raised: its error, or a cancellation raised again."""
+        try:
+            call.raised(error, self._deliver_fn)
+        finally:
+            self._settled_here()
 
     async def _wait_for_work(self, worker: _Worker) -> bool:
         """Nothing to run now: sleep until the next timer, or idle until summoned.
@@ -465,7 +571,13 @@ class AnyioScheduler(LoopScheduler):
         self._in_sync = True
         try:
             while timers.live and (entry := timers.pop_due(now)) is not None:
-                entry.run(self)
+                if type(entry) is TimerEntry:
+                    entry.run(self)
+                elif isinstance(entry, AwaitCall):  # an await now due (schedule_await_after)
+                    call: AwaitCall[Any] = entry  # pyright: ignore[reportUnknownVariableType]
+                    self._in_flight += 1  # _enqueue's common case, inlined
+                    call.settle_hook = self._await_settled
+                    self._calls.append(call)
         finally:
             self._in_sync = False
 

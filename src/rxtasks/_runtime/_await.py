@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 import anyio
 from reactivex import abc
 
+from ._timers import Queued
+
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
@@ -55,7 +57,7 @@ def _direct(callback: Callable[[Any], None], value: Any) -> None:
     callback(value)
 
 
-class AwaitCall(abc.DisposableBase, Generic[T]):
+class AwaitCall(Queued, abc.DisposableBase, Generic[T]):
     """One await of ``func()``: queued, running, then settled; disposing cancels it.
 
     A call counts as in flight until its awaitable has really returned, cancellation
@@ -63,6 +65,10 @@ class AwaitCall(abc.DisposableBase, Generic[T]):
     concurrency limit releases its slot only then, and a poll starts its next call only
     then. After the outcome is delivered (or instead of it), the runtime's
     ``settle_hook`` runs, then the `when_settled` callback.
+
+    A call may first wait in its runtime's `TimerQueue` until it is due (see
+    `Runtime.schedule_await_after`): it is then still queued, and disposing it takes it
+    out of the timer queue.
 
     Args:
         func: Called with no arguments when the call starts; returns the awaitable.
@@ -74,9 +80,9 @@ class AwaitCall(abc.DisposableBase, Generic[T]):
     """
 
     __slots__ = (
-        "_interrupt",
-        "_then",
+        "continuation",
         "func",
+        "interrupter",
         "on_error",
         "on_result",
         "protect_s",
@@ -96,10 +102,12 @@ class AwaitCall(abc.DisposableBase, Generic[T]):
         self.on_error = on_error
         self.protect_s = protect_s
         self.state = QUEUED
-        self._interrupt: Callable[[], object] | None = None
-        # The runtime's accounting, then the subscriber's continuation (see when_settled).
+        self.queue = None  # the timer queue it waits in until due, if any
+        self.interrupter: Callable[[], object] | None = None
+        #: The runtime's accounting, run when the call settles.
         self.settle_hook: Callable[[], None] | None = None
-        self._then: Callable[[], None] | None = None
+        #: The subscriber's continuation, run after it (see `when_settled`).
+        self.continuation: Callable[[], None] | None = None
 
     @property
     def settled(self) -> bool:
@@ -111,7 +119,7 @@ class AwaitCall(abc.DisposableBase, Generic[T]):
         if self.state is SETTLED:
             then()
         else:
-            self._then = then
+            self.continuation = then
 
     # -- for the runtime ----------------------------------------------------------------
 
@@ -125,17 +133,17 @@ class AwaitCall(abc.DisposableBase, Generic[T]):
         if self.state is not QUEUED:
             return False
         self.state = RUNNING
-        self._interrupt = interrupt
+        self.interrupter = interrupt
         return True
 
     def succeed(self, result: T, deliver: Callable[[Callable[[Any], None], Any], None]) -> None:
         """The awaitable returned ``result``: deliver it unless disposed, and settle."""
         running = self.state is RUNNING
         self.state = SETTLED
-        if self._then is None:
+        self.interrupter = None
+        if self.continuation is None:
             # Every plain poll: only the runtime waits for the call (`_settled`, inlined).
             hook, self.settle_hook = self.settle_hook, None
-            self._interrupt = None
             try:
                 if running:
                     deliver(self.on_result, result)
@@ -172,9 +180,9 @@ class AwaitCall(abc.DisposableBase, Generic[T]):
             self._settled()
 
     def _settled(self) -> None:
-        self._interrupt = None
+        self.interrupter = None
         hook, self.settle_hook = self.settle_hook, None
-        then, self._then = self._then, None
+        then, self.continuation = self.continuation, None
         try:
             if hook is not None:
                 hook()
@@ -194,16 +202,27 @@ class AwaitCall(abc.DisposableBase, Generic[T]):
                 result = await self.func()
             else:
                 result = await self._protected(self.protect_s)
-        except Exception as exc:  # noqa: BLE001 -- the outcome, routed to on_error
-            self.fail(exc, deliver)
+        except BaseException as exc:  # noqa: BLE001 -- see raised: cancellation is raised again
+            self.raised(exc, deliver)
             return
-        except BaseException as exc:
-            if self.state is RUNNING and is_foreign_cancellation(exc):
-                self.fail(exc, deliver)
-                return
-            self.end_cancelled()
-            raise
         self.succeed(result, deliver)
+
+    def raised(
+        self, error: BaseException, deliver: Callable[[Callable[[Any], None], Any], None]
+    ) -> None:
+        """The await raised ``error``: deliver it, or, if it is a cancellation, re-raise it.
+
+        An exception is the call's outcome, and so is a ``CancelledError`` that ``func()``
+        raised by itself (see `is_foreign_cancellation`). A cancellation of the current
+        task ends the call without an outcome and is raised again.
+        """
+        if isinstance(error, Exception) or (
+            self.state is RUNNING and is_foreign_cancellation(error)
+        ):
+            self.fail(error, deliver)
+            return
+        self.end_cancelled()
+        raise error
 
     async def _protected(self, seconds: float) -> T:
         with anyio.CancelScope(shield=True) as scope:
@@ -224,8 +243,13 @@ class AwaitCall(abc.DisposableBase, Generic[T]):
         if self.state is not QUEUED:
             return False
         self.state = SETTLED
-        self.settle_hook = self._then = None
+        self.settle_hook = self.continuation = None
         return True
+
+    def forget(self) -> None:
+        """Its timer queue is being cleared: drop the call (see `drop`)."""
+        self.queue = None
+        self.drop()
 
     # -- for the subscriber -------------------------------------------------------------
 
@@ -238,7 +262,7 @@ class AwaitCall(abc.DisposableBase, Generic[T]):
         """
         if self.state is RUNNING:
             self.state = ABANDONED
-            self._interrupt = None
+            self.interrupter = None
         else:
             self.dispose()
 
@@ -246,10 +270,14 @@ class AwaitCall(abc.DisposableBase, Generic[T]):
         """Cancel the call: drop it if queued, interrupt it if running; no outcome follows."""
         state = self.state
         if state is QUEUED:
+            queue = self.queue
+            if queue is not None:  # not due yet: out of the timer queue
+                self.queue = None
+                queue.dropped()
             self.end_cancelled()
         elif state is RUNNING:
             self.state = ABANDONED
-            interrupt, self._interrupt = self._interrupt, None
+            interrupt, self.interrupter = self.interrupter, None
             if interrupt is not None:
                 interrupt()
 
@@ -315,6 +343,29 @@ class Runtime(ABC):
         Returns:
             The call; disposing it cancels the await, and no callback follows.
         """
+
+    def schedule_await_after(
+        self,
+        delay_s: float,
+        func: Callable[[], Awaitable[T]],
+        on_result: Callable[[T], None],
+        on_error: Callable[[Exception], None],
+        reuse: AwaitCall[T] | None = None,
+    ) -> AwaitCall[T] | None:
+        """Await ``func()`` ``delay_s`` seconds (>= 0) from now, as one object.
+
+        A timer whose action is `schedule_await`, without the timer: the call waits in
+        the timer queue until it is due, then runs as `schedule_await` 's do. Disposing
+        it before it is due takes it out of the queue. A delay counts from the outcome
+        being delivered, as the scheduler's timers do. ``reuse`` is the caller's call
+        that has just delivered its result: a runtime may queue it again rather than
+        make a new one (the caller must not use it otherwise afterwards).
+
+        Returns:
+            The call; None if this runtime has no such queue: then schedule a timer
+            whose action calls `schedule_await`.
+        """
+        return None
 
     def expect_pushes(self) -> None:  # noqa: B027 -- a hook with nothing to do by default
         """Results may now be pushed from other tasks while a call or a wait is in flight."""

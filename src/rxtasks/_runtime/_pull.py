@@ -12,6 +12,7 @@ import anyio
 from .._core._errors import StalledError
 from ._await import AwaitCall
 from ._base import LoopScheduler, ThreadHop
+from ._timers import TimerEntry
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -206,7 +207,7 @@ class PullScheduler(LoopScheduler):
             await self._loop.checkpoint()  # a checkpoint, as the SDK's loop sleeps 0
             now = clock()
         entry = timers.pop_due(now)
-        if entry is not None:
+        if isinstance(entry, TimerEntry):  # its only kind here: it queues no awaits
             entry.run(self)
 
     async def _wait(self, seconds: float, until: float = math.inf) -> bool:

@@ -4,39 +4,55 @@ from __future__ import annotations
 
 import heapq
 import math
+from abc import ABC, abstractmethod
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from reactivex import abc
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["TimerEntry", "TimerQueue"]
+__all__ = ["Queued", "TimerEntry", "TimerQueue"]
+
+QueuedT = TypeVar("QueuedT", bound="Queued")
 
 # Disposed entries stay in the heap until popped; the heap is rebuilt when they are the
 # majority, so that disposing many subscriptions does not keep their observers alive.
 _COMPACT_MIN = 64
 
 
-class TimerEntry(abc.DisposableBase):
+class Queued(ABC):
+    """What a `TimerQueue` holds: a timer (`TimerEntry`), or an await due at a time.
+
+    ``queue`` is the queue while the item waits in it; the queue clears it when the item
+    is due (`TimerQueue.pop_due`), and the item clears it when disposed (then it calls
+    `TimerQueue.dropped`).
+    """
+
+    __slots__ = ("queue",)
+
+    queue: TimerQueue | None
+
+    @abstractmethod
+    def forget(self) -> None:
+        """The queue is being cleared: let go of the work without running it."""
+
+
+class TimerEntry(Queued, abc.DisposableBase):
     """An action waiting in a `TimerQueue`; disposing it drops it from the queue.
 
     The entry is its own disposable, so a timer costs one object and one heap slot. A
     disposable that the action returns is disposed with the entry, as in reactivex.
     """
 
-    __slots__ = ("action", "queue", "returned", "state")
+    __slots__ = ("action", "returned", "state")
 
-    def __init__(self, queue: TimerQueue, action: abc.ScheduledAction[Any], state: Any) -> None:
-        self.queue: TimerQueue | None = queue
+    def __init__(self, action: abc.ScheduledAction[Any], state: Any) -> None:
+        self.queue = None
         self.action: abc.ScheduledAction[Any] | None = action
         self.state = state
         self.returned: abc.DisposableBase | None = None
-
-    def is_queued(self) -> bool:
-        """Whether the entry still waits in its queue."""
-        return self.queue is not None
 
     def run(self, scheduler: abc.SchedulerBase) -> None:
         """Run the action once; the queue has already let go of the entry."""
@@ -46,6 +62,10 @@ class TimerEntry(abc.DisposableBase):
             returned = action(scheduler, state)
             if returned is not None:
                 self.returned = returned
+
+    def forget(self) -> None:
+        """Let go of the action without running it."""
+        self.queue = self.action = self.state = None
 
     def dispose(self) -> None:
         queue = self.queue
@@ -67,15 +87,19 @@ class TimerQueue:
 
     Immediate timers (delay 0, every poll at interval 0) skip the heap: they run after
     the heap timers already due, in order.
+
+    Besides actions (`TimerEntry`), it holds awaits due at a time (a poll's next call is
+    one object, not a timer and then a call): any `Queued` item.
     """
 
-    __slots__ = ("_clock", "_heap", "_now", "_seq", "last_due", "live", "step_start")
+    __slots__ = ("_clock", "_now", "_seq", "heap", "last_due", "live", "step_start")
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
-        # (due, seq, start, delay, entry); seq keeps FIFO order among equal due times.
-        self._heap: list[tuple[float, int, float, float, TimerEntry]] = []
-        self._now: deque[TimerEntry] = deque()
+        #: The timers with a delay, as (due, seq, start, delay, item), a heap; seq keeps FIFO
+        #: order among equal due times. Read-only outside: empty means none is due later.
+        self.heap: list[tuple[float, int, float, float, Queued]] = []
+        self._now: deque[Queued] = deque()
         self._seq = 0
         #: Entries queued and not disposed.
         self.live = 0
@@ -86,7 +110,11 @@ class TimerQueue:
 
     def add(self, delay: float, action: abc.ScheduledAction[Any], state: Any) -> TimerEntry:
         """Queue ``action`` ``delay`` seconds (>= 0) from now (or from `step_start`)."""
-        entry = TimerEntry(self, action, state)
+        return self.put(delay, TimerEntry(action, state))
+
+    def put(self, delay: float, entry: QueuedT) -> QueuedT:
+        """Queue an item ``delay`` seconds (>= 0) from now (or from `step_start`)."""
+        entry.queue = self
         self.live += 1
         if not delay:
             self._now.append(entry)
@@ -97,13 +125,14 @@ class TimerQueue:
             start = self._clock()
         self._seq += 1
         self.last_due = due = start + delay
-        heapq.heappush(self._heap, (due, self._seq, start, delay, entry))
+        item: tuple[float, int, float, float, Queued] = (due, self._seq, start, delay, entry)
+        heapq.heappush(self.heap, item)
         return entry
 
     def dropped(self) -> None:
         """Count an entry disposed while queued; compact the heap if most are dropped."""
         self.live -= 1
-        heap = self._heap
+        heap = self.heap
         if len(heap) > _COMPACT_MIN and len(heap) > 2 * self.live:
             heap[:] = [item for item in heap if item[4].queue is not None]
             heapq.heapify(heap)
@@ -115,7 +144,7 @@ class TimerQueue:
             now.popleft()
         if now:
             return -math.inf
-        heap = self._heap
+        heap = self.heap
         while heap and heap[0][4].queue is None:
             heapq.heappop(heap)
         return heap[0][0] if heap else None
@@ -126,14 +155,14 @@ class TimerQueue:
         The clock, if a heap timer is due by it; ``-inf`` if only immediate timers are,
         which need no clock: the common case of a poll at interval 0 reads none.
         """
-        heap = self._heap
+        heap = self.heap
         while heap and heap[0][4].queue is None:
             heapq.heappop(heap)
         if heap:
             now = self._clock()
             if heap[0][0] <= now:
                 return now
-        immediate = self._now  # has_immediate, inlined: every poll at interval 0 asks
+        immediate = self._now
         while immediate and immediate[0].queue is None:
             immediate.popleft()
         return -math.inf if immediate else None
@@ -144,12 +173,12 @@ class TimerQueue:
         ``delay`` itself when no time passed since it was scheduled: ``start + delay -
         start`` is not always ``delay`` in floating point, and the SDK sleeps ``delay``.
         """
-        due, _, start, delay, _ = self._heap[0]
+        due, _, start, delay, _ = self.heap[0]
         return delay if now == start else due - now
 
-    def pop_due(self, now: float) -> TimerEntry | None:
-        """Take the first live timer due at ``now``: heap ones first, then immediate ones."""
-        heap = self._heap
+    def pop_due(self, now: float) -> Queued | None:
+        """Take the first live item due at ``now``: heap ones first, then immediate ones."""
+        heap = self.heap
         while heap:
             item = heap[0]
             entry = item[4]
@@ -171,19 +200,12 @@ class TimerQueue:
                 return entry
         return None
 
-    def has_immediate(self) -> bool:
-        """Whether an immediate timer (delay 0) is queued."""
-        now = self._now
-        while now and now[0].queue is None:
-            now.popleft()
-        return bool(now)
-
     def clear(self) -> None:
         """Forget every queued timer without running it."""
-        for item in self._heap:
-            item[4].queue = item[4].action = item[4].state = None
+        for item in self.heap:
+            item[4].forget()
         for entry in self._now:
-            entry.queue = entry.action = entry.state = None
-        self._heap.clear()
+            entry.forget()
+        self.heap.clear()
         self._now.clear()
         self.live = 0
