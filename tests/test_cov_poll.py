@@ -58,6 +58,33 @@ async def test_polled_results_older_than_a_push_are_not_emitted(
     assert starts(server) == [0.0, 0.15, 0.25, 0.35]
 
 
+async def test_a_stale_terminal_result_is_not_the_end(virtual_time: VirtualClock) -> None:
+    """A polled terminal result older than a push emitted is skipped; its hint paces on."""
+    server = FakeTaskServer(
+        {
+            "t": [
+                *steps("working", interval_ms=100),
+                *steps("completed", "completed", interval_ms=50),
+            ]
+        },
+        epoch=T0,
+    )
+    subject = Subject[Any]()
+    seen: list[tuple[float, object]] = []
+
+    async def push() -> None:
+        await anyio.sleep(0.05)
+        subject.on_next(pushed("working", 0.2, 100))  # the server's clock runs ahead
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(push)
+        source = rxtasks.poll(server.get_task, "t", notifications=subject)
+        seen += [(now(), r.status) async for r in rxtasks.iterate(source)]
+    # 0.15: completed, updated at 0.15 < 0.2: not emitted, the next call 50 ms later.
+    assert seen == [(0.0, "working"), (0.05, "working"), (0.2, "completed")]
+    assert starts(server) == [0.0, 0.15, 0.2]
+
+
 async def test_a_replayed_terminal_push_ends_the_poll_before_any_call(
     virtual_time: VirtualClock,
 ) -> None:

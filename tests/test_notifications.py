@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Any
 import anyio
 import pytest
 import reactivex
+from reactivex import operators as ops
 from reactivex.subject import Subject
+from reactivex.testing import TestScheduler
 
 import rxtasks
 from rxtasks import AnyioScheduler
@@ -235,3 +237,44 @@ async def test_failing_or_hanging_cancel_is_logged_not_raised(
         assert anyio.current_time() - start == rxtasks.CANCEL_TIMEOUT_MS / 1000
     assert "cancel_task failed: OSError('no route')" in caplog.text
     assert "abandoned" in caplog.text
+
+
+@pytest.mark.parametrize("bridge", ["subscribe", "iterate", "test_scheduler"])
+async def test_a_push_from_on_next_paces_the_next_call_alone(
+    virtual_time: VirtualClock, bridge: str
+) -> None:
+    """A push that an observer's on_next causes is emitted, and it alone sets the next call.
+
+    The emission it interrupted schedules nothing more: one call per interval, not a
+    second one right after the first (the pull bridge and TestScheduler made one).
+    """
+    test_scheduler = TestScheduler()
+    clock = (lambda: test_scheduler.clock) if bridge == "test_scheduler" else anyio.current_time
+    script = [*steps("working", "working", "working", interval_ms=100), Step("completed")]
+    server = FakeTaskServer({"t": script}, epoch=T0, clock=clock)
+    subject = Subject[Any]()
+    seen: list[tuple[float, object]] = []
+
+    def on_next(result: Any) -> None:
+        seen.append((round(clock(), 6), result.status))
+        if len(seen) == 1:
+            subject.on_next(pushed("t", "input_required", 0.01, 100))
+
+    source = rxtasks.poll(server.get_task, "t", notifications=subject).pipe(ops.do_action(on_next))
+    if bridge == "subscribe":
+        async with AnyioScheduler() as scheduler:
+            source.subscribe(scheduler=scheduler)
+    elif bridge == "iterate":
+        async for _ in rxtasks.iterate(source):
+            pass
+    else:
+        source.subscribe(scheduler=test_scheduler)
+        test_scheduler.start()
+    assert seen == [
+        (0.0, "working"),
+        (0.0, "input_required"),
+        (0.1, "working"),
+        (0.2, "working"),
+        (0.3, "completed"),
+    ]
+    assert [round(call.started, 6) for call in server.calls] == [0.0, 0.1, 0.2, 0.3]

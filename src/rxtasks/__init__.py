@@ -41,12 +41,12 @@ from ._core._errors import TaskNotFoundError as TaskNotFoundError
 from ._core._errors import TaskNotTerminalError as TaskNotTerminalError
 from ._core._status import TERMINAL_STATUSES as TERMINAL_STATUSES
 from ._core._status import is_terminal as is_terminal
-from ._poll.fused import CANCEL_TIMEOUT_MS as CANCEL_TIMEOUT_MS
 from ._poll.fused import poll as poll
 from ._poll.many import poll_many as poll_many
 from ._poll.model import from_async as from_async
 from ._poll.model import server_timer as server_timer
 from ._poll.model import until_terminal as until_terminal
+from ._poll.parts import CANCEL_TIMEOUT_MS as CANCEL_TIMEOUT_MS
 from ._poll.policy import PollPolicy as PollPolicy
 from ._poll.policy import Retry as Retry
 from ._runtime import AnyioScheduler as AnyioScheduler

@@ -339,11 +339,11 @@ class _PollIterator(ObservableIterator[T]):
     def _received(self, result: T, loop: LoopBinding) -> T:
         """A result: the end if it is terminal, else when the next call is due."""
         self._start = loop.clock()
-        reader = self._reader
-        if reader.terminal(result):
+        delay = self._reader.next_delay(result)
+        if delay is None:
             self._done = True
         else:
-            self._delay = reader.delay_seconds(result)
+            self._delay = delay
         return result
 
     async def aclose(self) -> None:

@@ -231,6 +231,25 @@ class ResultReader:
             self._object_type = type(result)
         return self.is_terminal(self.status(result))
 
+    def next_delay(self, result: object) -> float | None:
+        """Read a result in one step: None if it is terminal, else `delay_seconds`.
+
+        Raises:
+            InvalidResultError: If the result has no ``status`` at all.
+        """
+        if type(result) is self._object_type:
+            # Every poll after the first: `terminal` and `delay_seconds`' fast paths.
+            status = getattr(result, "status", _MISSING)
+            if type(status) is str:
+                if status in TERMINAL_STATUSES:
+                    return None
+                known = self._hint_name
+                if status in KNOWN_STATUSES and known is not None:
+                    hint = getattr(result, known, None)
+                    if type(hint) is int and 0 <= hint < _INT_HINT_LIMIT:
+                        return hint / 1000
+        return None if self.terminal(result) else self.delay_seconds(result)
+
     def status(self, result: object) -> object:
         """Return the result's ``status``.
 

@@ -2,30 +2,32 @@
 
 from __future__ import annotations
 
+from abc import abstractmethod
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from reactivex import Observable, abc
 
-from .._core._errors import PollTimeoutError, TaskExpiredError
-from .._core._status import (
-    ResultReader,
-    expiry_of,
-    logger,
-    remaining_ttl_s,
-    task_id_of,
-    updated_at_of,
-)
+from .._core._status import ResultReader
 from .._core._validate import check_ms
 from .._runtime import AwaitCall, Runtime, resolve_scheduler
-from .._runtime._await import ProtectionTimeout
-from .policy import PollPolicy, Retry, is_not_found
+from .._runtime._await import QUEUED, SETTLED
+from .parts import (
+    CancelOnDispose,
+    Cap,
+    Deadline,
+    PushRace,
+    Retrier,
+    TtlBackstop,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
-    from datetime import datetime
 
-__all__ = ["CANCEL_TIMEOUT_MS", "Poller", "poll"]
+    from .policy import PollPolicy
+
+__all__ = ["PollSpec", "Poller", "PollerBase", "poll"]
 
 T = TypeVar("T")
 
@@ -121,52 +123,50 @@ def poll(
         working
         completed
     """
-    default_ms = check_ms(default_interval_ms, name="default_interval_ms")
+    spec = PollSpec(
+        get_task,
+        check_ms(default_interval_ms, name="default_interval_ms"),
+        cancel_task=cancel_task,
+        policy=policy,
+        cancel_moot_calls=cancel_moot_calls,
+    )
 
     def subscribe(
         observer: abc.ObserverBase[T], subscribe_scheduler: abc.SchedulerBase | None = None
     ) -> abc.DisposableBase:
         chosen, runtime = resolve_scheduler(scheduler or subscribe_scheduler, caller="poll()")
-        poller = Poller(
-            observer,
-            scheduler=chosen,
-            runtime=runtime,
-            get_task=get_task,
-            task_id=task_id,
-            default_interval_ms=default_ms,
-            cancel_task=cancel_task,
-            policy=policy,
-            cancel_moot_calls=cancel_moot_calls,
-        )
+        poller = Poller(observer, spec, task_id, scheduler=chosen, runtime=runtime)
         poller.start(notifications, initial)
         return poller
 
     return Observable(subscribe)
 
 
-#: How long an opt-in ``cancel_task`` may take before it is abandoned, in milliseconds.
-CANCEL_TIMEOUT_MS = 5000
+@dataclass(frozen=True, slots=True)
+class PollSpec(Generic[T]):
+    """How to poll: `poll` 's options, checked once, shared by its subscriptions.
+
+    `poll_many` shares one among all its tasks.
+    """
+
+    get_task: Callable[[str], Awaitable[T]]
+    default_interval_ms: float
+    cancel_task: Callable[[str], Awaitable[object]] | None = None
+    policy: PollPolicy | None = None
+    cancel_moot_calls: bool = True
 
 
-class Poller(abc.DisposableBase, Generic[T]):
-    """One subscription of `poll`: the pacing core, and its optional parts.
+class PollerBase(abc.DisposableBase, Generic[T]):
+    """What one subscription of `poll` holds: its state and its parts.
 
-    The core is `server_timer` and `until_terminal` in one object: a call, its result
-    emitted, the next call due the result's interval after the response, the end after
-    the first terminal result. It costs one timer entry, one await and one ``on_next`` per
-    poll; it completes by itself rather than through ``take_while``, which takes a lock on
-    every item. Each policy element and option is a part of its own, present only if
-    asked for: `_PushRace`, `_Deadline`, `_Retrier`, `_TtlBackstop`, `_CancelOnDispose`.
-
-    Its call counts as in flight until it has really returned: a call dropped for a push
-    is cancelled, and the next one waits until the cancelled one has unwound.
+    The parts (`rxtasks._poll.parts`) are built here, each only if its option is set.
     """
 
     __slots__ = (
         "_call",
         "_cancel",
         "_cancel_moot",
-        "_capped",
+        "_cap",
         "_deadline",
         "_fetch",
         "_observer",
@@ -177,7 +177,6 @@ class Poller(abc.DisposableBase, Generic[T]):
         "disposed",
         "ended",
         "last_result",
-        "policy",
         "reader",
         "runtime",
         "scheduler",
@@ -187,156 +186,101 @@ class Poller(abc.DisposableBase, Generic[T]):
     def __init__(
         self,
         observer: abc.ObserverBase[T],
+        spec: PollSpec[T],
+        task_id: str,
         *,
         scheduler: abc.SchedulerBase,
         runtime: Runtime,
-        get_task: Callable[[str], Awaitable[T]],
-        task_id: str,
-        default_interval_ms: float,
-        cancel_task: Callable[[str], Awaitable[object]] | None = None,
-        policy: PollPolicy | None = None,
-        cancel_moot_calls: bool = True,
     ) -> None:
         self._observer = observer
-        self._cancel_moot = cancel_moot_calls
-        self.scheduler = scheduler
-        self.runtime = runtime
-        self.task_id = task_id
-        # What every call awaits, made once (a partial adds no Python frame to a poll).
-        self._fetch: Callable[[], Awaitable[T]] = partial(get_task, task_id)
-        self.reader = ResultReader(task_id, default_interval_ms)
-        self.policy = policy
-        # The call in flight, or the last one dropped, until it has really returned.
+        self.scheduler, self.runtime, self.task_id = scheduler, runtime, task_id
+        self._fetch: Callable[[], Awaitable[T]] = partial(spec.get_task, task_id)  # no frame
+        self.reader = ResultReader(task_id, spec.default_interval_ms)
+        self._cancel_moot = spec.cancel_moot_calls
+        # The call in flight or due, or the last one (over, or dropped and unwinding).
         self._call: AwaitCall[T] | None = None
-        self._timer: abc.DisposableBase | None = None  # the next call, due
-        self._capped = False  # a hint beyond max_interval_ms was warned about
+        self._timer: abc.DisposableBase | None = None  # the next call, where it is a timer
         self.last_result: T | None = None
         self.ended = False  # a terminal result or an error was emitted
         self.disposed = False
-        self._pushes: _PushRace | None = None
-        timeout_ms = policy.timeout_ms if policy is not None else None
-        self._deadline = _Deadline(self, timeout_ms) if timeout_ms is not None else None
-        self._retrier = _Retrier(policy.retry) if policy and policy.retry else None
-        self._ttl = _TtlBackstop() if policy and policy.ttl_backstop else None
-        self._cancel = _CancelOnDispose(self, cancel_task) if cancel_task else None
+        self._pushes: PushRace | None = None
+        cancel_task, policy = spec.cancel_task, spec.policy
+        self._cancel = CancelOnDispose(self, cancel_task) if cancel_task else None
+        self._cap: Cap | None = None
+        self._deadline: Deadline | None = None
+        self._retrier: Retrier | None = None
+        self._ttl: TtlBackstop | None = None
+        if policy is not None:
+            if policy.min_interval_ms is not None or policy.max_interval_ms is not None:
+                self._cap = Cap(policy, task_id)
+            if policy.timeout_ms is not None:
+                self._deadline = Deadline(self, policy.timeout_ms)
+            self._retrier = Retrier(policy.retry) if policy.retry else None
+            self._ttl = TtlBackstop() if policy.ttl_backstop else None
+
+    # What the parts use of the life and the pacing core, below.
+
+    @abstractmethod
+    def fail(self, error: Exception) -> None:
+        """End with an error."""
+
+    @abstractmethod
+    def call_now(self, _scheduler: abc.SchedulerBase | None = None, _state: object = None) -> None:
+        """Call ``get_task`` now."""
+
+    @abstractmethod
+    def _on_result(self, result: T) -> None:
+        """Take a polled result."""
+
+    @abstractmethod
+    def emit(self, result: T, delay: float | None) -> None:
+        """Emit a result, then pace the next call by ``delay`` (None: the end)."""
+
+    @abstractmethod
+    def drop_due(self) -> None:
+        """Drop the call in flight and the call due."""
+
+
+class _Lifecycle(PollerBase[T]):
+    """How a poll starts, and how it ends: an error, a terminal result, or a disposal.
+
+    An error ends it unless the ttl backstop or a retry says otherwise; a disposal
+    before the end also sends the opt-in ``cancel_task``. Disposing never raises.
+    """
+
+    __slots__ = ()
 
     def start(self, notifications: Observable[Any] | None, initial: T | None = None) -> None:
-        """Start: the deadline, the first call, and the pushes if any.
-
-        The first call is at once, or due ``initial`` 's interval after it is emitted.
-        """
+        """Start: the deadline, the first call (or ``initial``, paced like a result), pushes."""
         if self._deadline is not None:
             self._deadline.start()
         if initial is None:
             self.call_now()
         else:
-            self._on_result(initial)  # emitted as if polled: the next call is paced by it
+            self._on_result(initial)
         if notifications is not None and not self.disposed:
             self.race_pushes().listen(notifications)
 
-    def race_pushes(self) -> _PushRace:
-        """Race pushed results (see `_PushRace`) against the timer from now on."""
+    def race_pushes(self) -> PushRace:
+        """Race pushed results (see `PushRace`) against the timer from now on."""
         if self._pushes is None:
-            self._pushes = _PushRace(self)
+            self._pushes = PushRace(self)
             self.runtime.expect_pushes()
         return self._pushes
-
-    # -- the pacing core ----------------------------------------------------------------
-
-    def call_now(self, _scheduler: abc.SchedulerBase | None = None, _state: object = None) -> None:
-        """Call ``get_task`` now, or as soon as the call dropped before has returned."""
-        self._timer = None
-        if self.disposed:
-            return
-        previous = self._call
-        if previous is not None and not previous.settled:
-            previous.when_settled(self.call_now)
-            return
-        self._call = self.runtime.schedule_await(self._fetch, self._on_result, self._on_error)
-
-    def _on_result(self, result: T) -> None:
-        self._call = None
-        if self.disposed:
-            return
-        try:
-            terminal = self.reader.terminal(result)
-        except Exception as exc:  # noqa: BLE001 -- routed to on_error, the Rx contract
-            self.fail(exc)
-            return
-        if self._retrier is not None:
-            self._retrier.succeeded()
-        pushes = self._pushes
-        if pushes is not None and pushes.is_stale(result):
-            self._call_after(result)  # a push already told something newer: emit nothing
-            return
-        self.emit(result, terminal)
-
-    def emit(self, result: T, terminal: bool) -> None:
-        """Emit a result (polled or pushed); complete after a terminal one."""
-        if self._pushes is not None:
-            self._pushes.emitted(result)
-        self.last_result = result
-        if terminal:
-            # Ended before on_next: an observer that disposes in on_next (first(),
-            # take(n)) disposes a finished poll, which cancels nothing.
-            self.ended = True
-            self._observer.on_next(result)
-            self._finish()
-            self._observer.on_completed()
-            return
-        if self._ttl is not None:
-            self._ttl.note(result, self.scheduler)
-        self._observer.on_next(result)
-        if not self.disposed:  # on_next may have disposed us
-            self._call_after(result)
-
-    def _call_after(self, result: T) -> None:
-        delay = self.reader.delay_seconds(result)
-        policy = self.policy
-        if policy is not None:
-            delay = self._clamp(policy, delay)
-        self._timer = self.scheduler.schedule_relative(delay, self.call_now)
-
-    def _clamp(self, policy: PollPolicy, delay: float) -> float:
-        clamped = policy.clamp(delay)
-        if clamped < delay and not self._capped:
-            self._capped = True  # once per poll, not once per result
-            logger.warning(
-                "task %s: the server asks for a poll every %s ms; polling every %s ms"
-                " (max_interval_ms)",
-                self.task_id,
-                f"{delay * 1000:.6g}",
-                f"{clamped * 1000:.6g}",
-            )
-        return clamped
 
     def _on_error(self, error: Exception) -> None:
         """An error of ``get_task``: maybe the ttl ran out, maybe retry, else the end."""
         self._call = None
         if self.disposed:
             return
-        if self._ttl is not None:
-            expired = self._ttl.expired(error, self)
-            if expired is not None:
-                self.fail(expired)
-                return
-        if self._retrier is not None:
+        if self._ttl is not None and (expired := self._ttl.expired(error, self)) is not None:
+            error = expired
+        elif self._retrier is not None:
             delay_s = self._retrier.delay_s(error, self.task_id)
             if delay_s is not None:
                 self._timer = self.scheduler.schedule_relative(delay_s, self.call_now)
                 return
         self.fail(error)
-
-    def drop_due(self) -> None:
-        """Drop the call in flight and the call due (a push made them moot)."""
-        call, timer = self._call, self._timer
-        self._timer = None
-        if call is not None:  # stays known until it has unwound (see call_now)
-            call.dispose() if self._cancel_moot else call.abandon()
-        if timer is not None:
-            timer.dispose()
-
-    # -- the end --------------------------------------------------------------------------
 
     def fail(self, error: Exception) -> None:
         """End with an error: stop everything (cancelling the call in flight)."""
@@ -351,7 +295,7 @@ class Poller(abc.DisposableBase, Generic[T]):
         self._drop()
 
     def dispose(self) -> None:
-        """Stop polling; send the opt-in ``cancel_task`` if the task may still run. Never raises."""
+        """Stop polling; send the opt-in ``cancel_task`` if the task may still run."""
         if self.disposed:
             return
         self.disposed = True
@@ -366,223 +310,90 @@ class Poller(abc.DisposableBase, Generic[T]):
         self._timer = None
 
 
-class _PushRace:
-    """Pushed results race the timer: emitted at once, the poll due and in flight dropped.
+class Poller(_Lifecycle[T]):
+    """One subscription of `poll`: the pacing core (what it holds, its start and end: above).
 
-    The model's reference: pushes for this task merged in, each restarting the timer
-    (``switch_latest``), stale ones (an older ``lastUpdatedAt`` than a result already
-    emitted) filtered out. Results for other tasks are ignored.
+    The core is `server_timer` and `until_terminal` in one object: a call, its result
+    emitted, the next call due the result's interval after the response (the next call
+    and its timer are one object where the runtime allows, reusing the call just over),
+    the end after the first terminal result. It completes by itself rather than through
+    ``take_while``, which takes a lock on every item. A call counts as in flight until
+    it has really returned: the next one waits for a dropped one to unwind.
     """
 
-    __slots__ = ("_last_updated", "_poller", "_subscription")
+    __slots__ = ()
 
-    def __init__(self, poller: Poller[Any]) -> None:
-        self._poller = poller
-        self._last_updated: datetime | None = None
-        self._subscription: abc.DisposableBase | None = None
-
-    def listen(self, notifications: Observable[Any]) -> None:
-        """Subscribe to pushed results, of any task."""
-        poller = self._poller
-        subscription = notifications.subscribe(self.push, self._failed, scheduler=poller.scheduler)
-        if poller.disposed:  # a replayed terminal push ended the stream during subscribe
-            subscription.dispose()
-        else:
-            self._subscription = subscription
-
-    def push(self, result: Any) -> None:
-        """Take one pushed result (of any task: other tasks' are ignored)."""
-        poller = self._poller
-        runtime = poller.runtime
-        if not runtime.in_loop_thread():  # from another thread: handled in the loop's
-            runtime.call_soon_threadsafe(lambda: self.push(result))
-            return
-        if poller.disposed or task_id_of(result) != poller.task_id or self.is_stale(result):
-            return
-        reader = poller.reader
-        try:
-            terminal = reader.is_terminal(reader.status(result))
-        except Exception:  # noqa: BLE001 -- a bad push must not end the poll
-            logger.warning("task %s: ignoring a pushed result without status", poller.task_id)
-            return
-        poller.drop_due()  # fresher than anything a poll in flight or due could tell
-        poller.emit(result, terminal)
-
-    def is_stale(self, result: object) -> bool:
-        """Whether a result is older than one already emitted."""
-        last = self._last_updated
-        if last is None:
-            return False
-        updated = updated_at_of(result)
-        return updated is not None and updated < last
-
-    def emitted(self, result: object) -> None:
-        """Note the time of a result emitted, polled or pushed."""
-        updated = updated_at_of(result)
-        if updated is not None:
-            self._last_updated = updated
-
-    def _failed(self, error: Exception) -> None:
-        logger.warning(
-            "task %s: notifications failed (%r); polling goes on without them",
-            self._poller.task_id,
-            error,
-        )
-
-    def dispose(self) -> None:
-        """Stop listening."""
-        subscription, self._subscription = self._subscription, None
-        if subscription is not None:
-            subscription.dispose()
-
-
-class _Deadline:
-    """`PollPolicy.timeout_ms`: the whole poll fails with `PollTimeoutError` when it passes.
-
-    The model's reference: ``ops.timeout(<an absolute time>, other=throw(PollTimeoutError))``.
-    """
-
-    __slots__ = ("_poller", "_timeout_ms", "_timer")
-
-    def __init__(self, poller: Poller[Any], timeout_ms: float) -> None:
-        self._poller = poller
-        self._timeout_ms = timeout_ms
-        self._timer: abc.DisposableBase | None = None
-
-    def start(self) -> None:
-        """Start counting, from subscription."""
-        self._timer = self._poller.scheduler.schedule_relative(
-            self._timeout_ms / 1000, self._passed
-        )
-
-    def _passed(self, _scheduler: abc.SchedulerBase, _state: object = None) -> None:
+    def call_now(self, _scheduler: abc.SchedulerBase | None = None, _state: object = None) -> None:
+        """Call ``get_task`` now, or as soon as the call dropped before has returned."""
         self._timer = None
-        poller = self._poller
-        timeout_ms = self._timeout_ms
-        poller.fail(
-            PollTimeoutError(
-                f"task {poller.task_id} was not terminal after {timeout_ms} ms",
-                task_id=poller.task_id,
-                last_result=poller.last_result,
-                timeout_ms=timeout_ms,
-            )
-        )
+        previous = self._call
+        if self.disposed:
+            return
+        if previous is not None and not previous.settled:
+            previous.when_settled(self.call_now)
+        else:
+            self._call = self.runtime.schedule_await(self._fetch, self._on_result, self._on_error)
 
-    def dispose(self) -> None:
-        """Stop counting."""
-        timer, self._timer = self._timer, None
+    def _on_result(self, result: T) -> None:
+        # The call stays known, over, until the next one: it may be reused for it.
+        if self.disposed:
+            return
+        try:
+            delay = self.reader.next_delay(result)  # None: terminal
+        except Exception as exc:  # noqa: BLE001 -- routed to on_error, the Rx contract
+            self.fail(exc)
+            return
+        if self._retrier is not None:
+            self._retrier.succeeded()
+        self.emit(result, delay)
+
+    def emit(self, result: T, delay: float | None) -> None:
+        """Emit a result (polled or pushed), then call again ``delay`` s after it arrived.
+
+        A ``delay`` of None means the result is terminal: the poll completes after it. A
+        stale result (older than one emitted, `PushRace`) is not emitted; it still paces
+        the next call.
+        """
+        pushes = self._pushes
+        if pushes is not None and not pushes.fresh(result):
+            if delay is None:
+                delay = self.reader.delay_seconds(result)
+        else:
+            self.last_result = result
+            if delay is None:
+                # Ended before on_next: an observer that disposes in on_next (first(),
+                # take(n)) disposes a finished poll, which cancels nothing.
+                self.ended = True
+                self._observer.on_next(result)
+                self._finish()
+                self._observer.on_completed()
+                return
+            if self._ttl is not None:
+                self._ttl.note(result, self.scheduler)
+            self._observer.on_next(result)
+            if self.disposed or self._timer is not None:
+                return  # on_next disposed us, or a push it caused set the next call
+        # The next call: with the timer in it where the runtime allows, else a timer.
+        if self._cap is not None:
+            delay = self._cap.clamp(delay)
+        call = self._call
+        if call is None or call.state is SETTLED:
+            call = self.runtime.schedule_await_after(
+                delay, self._fetch, self._on_result, self._on_error, call
+            )
+            if call is not None:
+                self._call = call
+                return
+        elif call.state is QUEUED:
+            return  # a push that on_next caused set the next call already
+        # A timer, or a dropped call that unwinds (call_now waits for it).
+        self._timer = self.scheduler.schedule_relative(delay, self.call_now)
+
+    def drop_due(self) -> None:
+        """Drop the call in flight and the call due (a push made them moot)."""
+        call, timer = self._call, self._timer
+        self._timer = None
+        if call is not None:  # stays known until it has unwound (see call_now)
+            call.dispose() if self._cancel_moot else call.abandon()
         if timer is not None:
             timer.dispose()
-
-
-class _Retrier:
-    """`PollPolicy.retry`: a transient error is retried after a backoff, not the end.
-
-    The count starts again after a success. The model's reference: a ``catch`` that
-    resubscribes to `server_timer` after `Retry.delay_ms`, counting errors in a row.
-    """
-
-    __slots__ = ("_failures", "_retry")
-
-    def __init__(self, retry: Retry) -> None:
-        self._retry = retry
-        self._failures = 0  # transient errors in a row
-
-    def succeeded(self) -> None:
-        """A call answered: the next error is the first in a row."""
-        self._failures = 0
-
-    def delay_s(self, error: Exception, task_id: str) -> float | None:
-        """How long to wait before retrying after ``error``; None: it is the end."""
-        retry = self._retry
-        if self._failures >= retry.attempts or not retry.is_transient(error):
-            return None
-        delay_ms = retry.delay_ms(self._failures)
-        self._failures += 1
-        logger.info(
-            "task %s: get_task failed (%r); retry %d of %d in %.0f ms",
-            task_id,
-            error,
-            self._failures,
-            retry.attempts,
-            delay_ms,
-        )
-        return delay_ms / 1000
-
-
-class _TtlBackstop:
-    """`PollPolicy.ttl_backstop`: "not found" once the ttl has surely passed is expiry.
-
-    When the ttl has surely run out is kept on the loop's clock, from the server's own
-    timestamps only: at a response at most ``createdAt + ttl - lastUpdatedAt`` of the ttl
-    is left (the whole ttl when either time is unknown). The estimate can be late, never
-    early, whatever the two clocks say; a task the server still reports has not expired.
-    """
-
-    __slots__ = ("_expiry",)
-
-    def __init__(self) -> None:
-        self._expiry: float | None = None  # when the ttl has surely run out
-
-    def note(self, result: object, scheduler: abc.SchedulerBase) -> None:
-        """Keep the earliest sure expiry a result tells."""
-        remaining = remaining_ttl_s(result)
-        if remaining is not None:
-            expiry = scheduler.now.timestamp() + remaining
-            if self._expiry is None or expiry < self._expiry:
-                self._expiry = expiry
-
-    def expired(self, error: Exception, poller: Poller[Any]) -> TaskExpiredError | None:
-        """`TaskExpiredError` if ``error`` says "not found" once the ttl has passed."""
-        expiry = self._expiry
-        now = poller.scheduler.now.timestamp()
-        if expiry is None or not is_not_found(error) or now < expiry:
-            return None
-        expired_at = expiry_of(poller.last_result)
-        when = f" (expired at {expired_at.isoformat()})" if expired_at is not None else ""
-        expired = TaskExpiredError(
-            f"task {poller.task_id} outlived its ttl{when} and is no longer known to the server",
-            task_id=poller.task_id,
-            last_result=poller.last_result,
-            expired_at=expired_at,
-        )
-        expired.__cause__ = error
-        return expired
-
-
-class _CancelOnDispose:
-    """``cancel_task``: sent, shielded and bounded, when a poll is disposed before its end."""
-
-    __slots__ = ("_cancel_task", "_poller")
-
-    def __init__(
-        self, poller: Poller[Any], cancel_task: Callable[[str], Awaitable[object]]
-    ) -> None:
-        self._poller = poller
-        self._cancel_task = cancel_task
-
-    def send(self) -> None:
-        """Send it, on the poll's own runtime; never raises."""
-        poller = self._poller
-        try:
-            poller.runtime.schedule_await(
-                self._call, _ignore, self._failed, protect_s=CANCEL_TIMEOUT_MS / 1000
-            )
-        except Exception as exc:  # noqa: BLE001 -- dispose never raises
-            logger.warning("task %s: cancel_task could not be sent: %s", poller.task_id, exc)
-
-    def _call(self) -> Awaitable[object]:
-        return self._cancel_task(self._poller.task_id)
-
-    def _failed(self, error: Exception) -> None:
-        task_id = self._poller.task_id
-        if isinstance(error, ProtectionTimeout):
-            logger.warning(
-                "task %s: cancel_task took longer than %s ms; abandoned", task_id, CANCEL_TIMEOUT_MS
-            )
-        else:
-            logger.warning("task %s: cancel_task failed: %r", task_id, error)
-
-
-def _ignore(_: object) -> None:
-    """The outcome of a best-effort cancel is for nobody downstream."""

@@ -11,7 +11,7 @@ from .._core._errors import ArgumentTypeError, PollManyError
 from .._core._status import id_and_state, logger, task_id_of
 from .._core._validate import check_count, check_ms
 from .._runtime import AwaitCall, Runtime, resolve_scheduler
-from .fused import Poller
+from .fused import Poller, PollSpec
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
@@ -85,7 +85,13 @@ def poll_many(
         ...     async for task in results:
         ...         print(task.taskId, task.status)
     """
-    default_ms = check_ms(default_interval_ms, name="default_interval_ms")
+    spec = PollSpec(
+        get_task,
+        check_ms(default_interval_ms, name="default_interval_ms"),
+        cancel_task=cancel_task,
+        policy=policy,
+        cancel_moot_calls=cancel_moot_calls,
+    )
     _check_max_in_flight(max_in_flight)
 
     def subscribe(
@@ -94,9 +100,7 @@ def poll_many(
         chosen, runtime = resolve_scheduler(scheduler or subscribe_scheduler, caller="poll_many()")
         if max_in_flight is not None:
             runtime = _LimitedRuntime(runtime, max_in_flight)
-        group = _Group(
-            observer, chosen, runtime, get_task, default_ms, policy, cancel_task, cancel_moot_calls
-        )
+        group = _Group(observer, spec, scheduler=chosen, runtime=runtime)
         group.start(task_ids, notifications)
         return group
 
@@ -133,22 +137,15 @@ class _Group(abc.DisposableBase, Generic[T]):
     def __init__(
         self,
         observer: abc.ObserverBase[T],
+        spec: PollSpec[T],
+        *,
         scheduler: abc.SchedulerBase,
         runtime: Runtime,
-        get_task: Callable[[str], Awaitable[T]],
-        default_ms: float,
-        policy: PollPolicy | None,
-        cancel_task: Callable[[str], Awaitable[object]] | None,
-        cancel_moot_calls: bool,
     ) -> None:
         self.observer = observer
-        self._cancel_moot = cancel_moot_calls
+        self._spec = spec
         self._scheduler = scheduler
         self._runtime = runtime
-        self._get_task = get_task
-        self._default_ms = default_ms
-        self._policy = policy
-        self._cancel_task = cancel_task
         self._pollers: dict[str, Poller[T]] = {}
         self._seen: set[str] = set()
         self._failures: dict[str, Exception] = {}
@@ -205,14 +202,10 @@ class _Group(abc.DisposableBase, Generic[T]):
         self._seen.add(task_id)
         poller = Poller(
             _Member(self, task_id),
+            self._spec,
+            task_id,
             scheduler=self._scheduler,
             runtime=self._runtime,
-            get_task=self._get_task,
-            task_id=task_id,
-            default_interval_ms=self._default_ms,
-            cancel_task=self._cancel_task,
-            policy=self._policy,
-            cancel_moot_calls=self._cancel_moot,
         )
         self._pollers[task_id] = poller
         if self._listening:

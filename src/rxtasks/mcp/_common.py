@@ -20,7 +20,7 @@ from .._core._errors import (
     TaskNotFoundError,
 )
 from .._core._status import id_and_state, task_id_of
-from .._poll import fused as _fused
+from .._poll import parts as _parts
 from .._poll.fused import poll as _poll
 from .._poll.many import poll_many as _poll_many
 from ._ref import TaskRef
@@ -194,13 +194,13 @@ class TaskAdapter(ABC, Generic[T]):
             None if the server answered; else why not, in a few words.
         """
         with anyio.CancelScope(shield=True) as scope:
-            scope.deadline = anyio.current_time() + _fused.CANCEL_TIMEOUT_MS / 1000
+            scope.deadline = anyio.current_time() + _parts.CANCEL_TIMEOUT_MS / 1000
             try:
                 await self.cancel_task(task_id)
             except Exception as exc:  # noqa: BLE001 -- best effort: reported, never raised
                 return str(exc) or type(exc).__name__
         if scope.cancelled_caught:
-            return f"no answer in {_fused.CANCEL_TIMEOUT_MS:g} ms"
+            return f"no answer in {_parts.CANCEL_TIMEOUT_MS:g} ms"
         return None
 
     def poll(
