@@ -31,6 +31,9 @@ __all__ = ["PollSpec", "Poller", "PollerBase", "poll"]
 
 T = TypeVar("T")
 
+#: `Poller.emit` 's ``delay`` for a polled result: read it from the result.
+POLLED = -1.0
+
 
 def poll(
     get_task: Callable[[str], Awaitable[T]],
@@ -170,6 +173,8 @@ class PollerBase(abc.DisposableBase, Generic[T]):
         "_deadline",
         "_fetch",
         "_observer",
+        "_on_call_error",
+        "_on_call_result",
         "_pushes",
         "_retrier",
         "_timer",
@@ -195,6 +200,9 @@ class PollerBase(abc.DisposableBase, Generic[T]):
         self._observer = observer
         self.scheduler, self.runtime, self.task_id = scheduler, runtime, task_id
         self._fetch: Callable[[], Awaitable[T]] = partial(spec.get_task, task_id)  # no frame
+        # What every call reports to, bound once (a bound method is made on each access).
+        self._on_call_result: Callable[[T], None] = self.emit
+        self._on_call_error: Callable[[Exception], None] = self._on_error
         self.reader = ResultReader(task_id, spec.default_interval_ms)
         self._cancel_moot = spec.cancel_moot_calls
         # The call in flight or due, or the last one (over, or dropped and unwinding).
@@ -225,15 +233,15 @@ class PollerBase(abc.DisposableBase, Generic[T]):
         """End with an error."""
 
     @abstractmethod
+    def _on_error(self, error: Exception) -> None:
+        """Take an error of ``get_task``."""
+
+    @abstractmethod
     def call_now(self, _scheduler: abc.SchedulerBase | None = None, _state: object = None) -> None:
         """Call ``get_task`` now."""
 
     @abstractmethod
-    def _on_result(self, result: T) -> None:
-        """Take a polled result."""
-
-    @abstractmethod
-    def emit(self, result: T, delay: float | None) -> None:
+    def emit(self, result: T, delay: float | None = ...) -> None:
         """Emit a result, then pace the next call by ``delay`` (None: the end)."""
 
     @abstractmethod
@@ -257,7 +265,7 @@ class _Lifecycle(PollerBase[T]):
         if initial is None:
             self.call_now()
         else:
-            self._on_result(initial)
+            self.emit(initial)
         if notifications is not None and not self.disposed:
             self.race_pushes().listen(notifications)
 
@@ -332,42 +340,41 @@ class Poller(_Lifecycle[T]):
         if previous is not None and not previous.settled:
             previous.when_settled(self.call_now)
         else:
-            self._call = self.runtime.schedule_await(self._fetch, self._on_result, self._on_error)
+            self._call = self.runtime.schedule_await(
+                self._fetch, self._on_call_result, self._on_call_error
+            )
 
-    def _on_result(self, result: T) -> None:
-        # The call stays known, over, until the next one: it may be reused for it.
-        if self.disposed:
-            return
-        try:
-            delay = self.reader.next_delay(result)  # None: terminal
-        except Exception as exc:  # noqa: BLE001 -- routed to on_error, the Rx contract
-            self.fail(exc)
-            return
-        if self._retrier is not None:
-            self._retrier.succeeded()
-        self.emit(result, delay)
+    def emit(self, result: T, delay: float | None = POLLED) -> None:  # noqa: C901, PLR0912
+        """Emit a result, then call again ``delay`` s after it arrived.
 
-    def emit(self, result: T, delay: float | None) -> None:
-        """Emit a result (polled or pushed), then call again ``delay`` s after it arrived.
+        A polled result (``delay`` left out) is read first: an unreadable one ends the
+        poll. A ``delay`` of None means the result is terminal: the poll completes after
+        it. A stale result (older than one emitted, `PushRace`) is not emitted; it still
+        paces the next call. The call just over stays known until the next one: it may be
+        reused for it.
 
-        A ``delay`` of None means the result is terminal: the poll completes after it. A
-        stale result (older than one emitted, `PushRace`) is not emitted; it still paces
-        the next call.
+        Every poll runs through here, so it is one function (C901, PLR0912): each branch is an
+        optional part's None check, or a rare case.
         """
+        if delay is POLLED:
+            if self.disposed:
+                return
+            try:
+                delay = self.reader.next_delay(result)  # None: terminal
+            except Exception as exc:  # noqa: BLE001 -- routed to on_error, the Rx contract
+                self.fail(exc)
+                return
+            if self._retrier is not None:
+                self._retrier.succeeded()
         pushes = self._pushes
         if pushes is not None and not pushes.fresh(result):
             if delay is None:
                 delay = self.reader.delay_seconds(result)
+        elif delay is None:
+            self._complete(result)
+            return
         else:
             self.last_result = result
-            if delay is None:
-                # Ended before on_next: an observer that disposes in on_next (first(),
-                # take(n)) disposes a finished poll, which cancels nothing.
-                self.ended = True
-                self._observer.on_next(result)
-                self._finish()
-                self._observer.on_completed()
-                return
             if self._ttl is not None:
                 self._ttl.note(result, self.scheduler)
             self._observer.on_next(result)
@@ -379,7 +386,7 @@ class Poller(_Lifecycle[T]):
         call = self._call
         if call is None or call.state is SETTLED:
             call = self.runtime.schedule_await_after(
-                delay, self._fetch, self._on_result, self._on_error, call
+                delay, self._fetch, self._on_call_result, self._on_call_error, call
             )
             if call is not None:
                 self._call = call
@@ -388,6 +395,18 @@ class Poller(_Lifecycle[T]):
             return  # a push that on_next caused set the next call already
         # A timer, or a dropped call that unwinds (call_now waits for it).
         self._timer = self.scheduler.schedule_relative(delay, self.call_now)
+
+    def _complete(self, result: T) -> None:
+        """The terminal result: emitted, then the end.
+
+        Ended before on_next: an observer that disposes in on_next (first(), take(n))
+        disposes a finished poll, which cancels nothing.
+        """
+        self.last_result = result
+        self.ended = True
+        self._observer.on_next(result)
+        self._finish()
+        self._observer.on_completed()
 
     def drop_due(self) -> None:
         """Drop the call in flight and the call due (a push made them moot)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import threading
 from collections import deque
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ import anyio
 from .._core._errors import SchedulerError
 from ._await import QUEUED, RUNNING, SETTLED, AwaitCall
 from ._base import LoopScheduler, ThreadHop
-from ._timers import TimerEntry
+from ._timers import IMMEDIATE, TimerEntry
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -32,9 +31,6 @@ _TState = TypeVar("_TState")
 
 # The exception groups task groups wrap errors in (trio's and asyncio's alike).
 _WRAPPERS = (ExceptionGroup, BaseExceptionGroup)
-
-# When an immediate timer is due (TimerQueue.last_due after adding one, due_now's answer).
-_IMMEDIATE = -math.inf
 
 # Idle workers kept for the next burst of awaits; more than this end.
 _MAX_IDLE = 32
@@ -432,12 +428,12 @@ class AnyioScheduler(LoopScheduler):
                         # immediate one was added last: no need to ask): let the rest of
                         # the program run first, as the SDK's loop does between polls.
                         if not checkpointed and (
-                            timers.last_due == _IMMEDIATE or timers.due_now() is not None
+                            timers.last_due == IMMEDIATE or timers.due_now() is not None
                         ):
                             await checkpoint()
                             checkpointed = True
                         # Without heap timers only immediate ones can be due: no clock.
-                        now = timers.due_now() if timers.heap else _IMMEDIATE
+                        now = timers.due_now() if timers.heap else IMMEDIATE
                         if now is not None:
                             self._run_due_timers(now)
                     if not calls:

@@ -13,9 +13,12 @@ from reactivex import abc
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["Queued", "TimerEntry", "TimerQueue"]
+__all__ = ["IMMEDIATE", "Queued", "TimerEntry", "TimerQueue"]
 
 QueuedT = TypeVar("QueuedT", bound="Queued")
+
+#: The due time of an immediate item (`TimerQueue.last_due`, `TimerQueue.due_now`).
+IMMEDIATE = -math.inf
 
 # Disposed entries stay in the heap until popped; the heap is rebuilt when they are the
 # majority, so that disposing many subscriptions does not keep their observers alive.
@@ -106,7 +109,7 @@ class TimerQueue:
         #: When the outcome being delivered arrived, or None outside a delivery.
         self.step_start: float | None = None
         #: When the timer added last is due (``-inf``: immediate).
-        self.last_due = -math.inf
+        self.last_due = IMMEDIATE
 
     def add(self, delay: float, action: abc.ScheduledAction[Any], state: Any) -> TimerEntry:
         """Queue ``action`` ``delay`` seconds (>= 0) from now (or from `step_start`)."""
@@ -118,7 +121,7 @@ class TimerQueue:
         self.live += 1
         if not delay:
             self._now.append(entry)
-            self.last_due = -math.inf
+            self.last_due = IMMEDIATE
             return entry
         start = self.step_start
         if start is None:
@@ -143,7 +146,7 @@ class TimerQueue:
         while now and now[0].queue is None:
             now.popleft()
         if now:
-            return -math.inf
+            return IMMEDIATE
         heap = self.heap
         while heap and heap[0][4].queue is None:
             heapq.heappop(heap)
@@ -165,7 +168,7 @@ class TimerQueue:
         immediate = self._now
         while immediate and immediate[0].queue is None:
             immediate.popleft()
-        return -math.inf if immediate else None
+        return IMMEDIATE if immediate else None
 
     def wait_time(self, now: float) -> float:
         """How long to sleep from ``now`` for the first heap timer (there must be one).
