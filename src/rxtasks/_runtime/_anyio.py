@@ -13,7 +13,7 @@ import anyio
 from .._core._errors import SchedulerError
 from ._await import QUEUED, RUNNING, SETTLED, AwaitCall
 from ._base import LoopScheduler, ThreadHop
-from ._timers import IMMEDIATE, TimerEntry
+from ._timers import IMMEDIATE, QueuedT, TimerEntry
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -218,31 +218,26 @@ class AnyioScheduler(LoopScheduler):
             self._check_running()
         if threading.get_ident() != self._thread:
             return ThreadHop(self, lambda: self._queue_timer(delay, action, state))  # counted
-        # _queue_timer, inlined: every poll schedules its next one.
-        timers = self._timers
-        entry = timers.add(delay, action, state)
-        sleeper = self._sleeper
-        if sleeper is not None:
-            if timers.last_due < self._sleeper_due:
-                sleeper.alarm.wake()
-        elif not self._in_sync:
-            self._summon()
-        return entry
+        return self._queue(delay, TimerEntry(action, state))
 
     def _queue_timer(
         self, delay: float, action: abc.ScheduledAction[Any], state: Any
     ) -> abc.DisposableBase:
         if self._task_group is None:
             self._check_running()
+        return self._queue(delay, TimerEntry(action, state))
+
+    def _queue(self, delay: float, item: QueuedT) -> QueuedT:
+        """Queue a timer or a due call in the loop's thread; wake whoever must look."""
         timers = self._timers
-        entry = timers.add(delay, action, state)
+        timers.put(delay, item)
         sleeper = self._sleeper
         if sleeper is not None:
             if timers.last_due < self._sleeper_due:
                 sleeper.alarm.wake()  # due before the sleeper would look: it looks now
         elif not self._in_sync:  # else the worker in synchronous code looks after it
             self._summon()
-        return entry
+        return item
 
     def schedule_await(
         self,
@@ -302,7 +297,7 @@ class AnyioScheduler(LoopScheduler):
         if threading.get_ident() != self._thread:
             self.call_soon_threadsafe(lambda: self._queue_due(delay_s, call))  # counted
             return call
-        # _queue_due, inlined: a poll's every next call is queued here.
+        # _queue, inlined: a poll's every next call is queued here.
         timers = self._timers
         timers.put(delay_s, call)
         sleeper = self._sleeper
@@ -319,14 +314,7 @@ class AnyioScheduler(LoopScheduler):
         if self._task_group is None:  # handed over from another thread after the block ended
             call.drop()
             return
-        timers = self._timers
-        timers.put(delay_s, call)
-        sleeper = self._sleeper
-        if sleeper is not None:
-            if timers.last_due < self._sleeper_due:
-                sleeper.alarm.wake()
-        elif not self._in_sync:
-            self._summon()
+        self._queue(delay_s, call)
 
     def _enqueue(self, call: AwaitCall[Any]) -> None:
         if call.settled:  # disposed before it reached the loop's thread
