@@ -306,6 +306,52 @@ async def test_dispose_on_asyncio_scheduler_cancels_the_call(
     assert recorder.events == []
 
 
+async def test_dispose_between_polls_on_asyncio_scheduler_makes_no_call(
+    anyio_backend: AnyioBackend, virtual_time: VirtualClock
+) -> None:
+    """Disposed while the next call waits for its time: that call is never made.
+
+    The next call waits in one loop callback (``call_later``); disposing cancels it.
+    """
+    if anyio_backend[0] != "asyncio":
+        pytest.skip("reactivex's AsyncIOScheduler needs asyncio")
+    server = FakeTaskServer({"t": [Step("working", 500), Step("working", 0), Step("completed")]})
+    recorder = Recorder()
+    scheduler = AsyncIOScheduler(asyncio.get_running_loop())
+    subscription = rxtasks.poll(server.get_task, "t").subscribe(recorder, scheduler=scheduler)
+    await anyio.sleep(0.25)
+    subscription.dispose()
+    await anyio.sleep(5)
+    assert [round(c.started, 6) for c in server.calls] == [0.0]
+    assert recorder.kinds() == [(0.0, "next", "working")]
+
+
+async def test_interval_0_on_asyncio_scheduler_yields_between_polls(
+    anyio_backend: AnyioBackend, virtual_time: VirtualClock
+) -> None:
+    """At interval 0 each call starts from a loop callback: other tasks run in between."""
+    if anyio_backend[0] != "asyncio":
+        pytest.skip("reactivex's AsyncIOScheduler needs asyncio")
+    server = FakeTaskServer({"t": [*steps("working", "working", interval_ms=0), Step("completed")]})
+    recorder = Recorder()
+    seen_calls: list[int] = []  # how many calls another task saw at each of its turns
+
+    async def other() -> None:
+        while not recorder.done.is_set():
+            seen_calls.append(len(server.calls))
+            await asyncio.sleep(0)
+
+    scheduler = AsyncIOScheduler(asyncio.get_running_loop())
+    rxtasks.poll(server.get_task, "t").subscribe(recorder, scheduler=scheduler)
+    await asyncio.gather(other(), recorder.done.wait())
+    assert [status for _, kind, status in recorder.kinds() if kind == "next"] == [
+        "working",
+        "working",
+        "completed",
+    ]
+    assert {1, 2} <= set(seen_calls)  # it ran after the first call and after the second
+
+
 async def test_poll_without_scheduler(anyio_backend: AnyioBackend) -> None:
     """With no scheduler: the running asyncio loop, or a clear error on trio."""
     server = FakeTaskServer({"t": steps("working", "completed", interval_ms=10)})

@@ -89,6 +89,30 @@ class _AsyncioRuntime(Runtime):
         self.call_soon_threadsafe(lambda: self._start(call))
         return call
 
+    def schedule_await_after(
+        self,
+        delay_s: float,
+        func: Callable[[], Awaitable[T]],
+        on_result: Callable[[T], None],
+        on_error: Callable[[Exception], None],
+        reuse: AwaitCall[T] | None = None,
+    ) -> AwaitCall[T] | None:
+        """The call's task is started by one loop callback at its due time.
+
+        What the scheduler's own timer would do (``call_later``, or ``call_soon`` for no
+        delay), without reactivex's disposables around it. From another thread: None.
+        """
+        if not self.in_loop_thread():
+            return None
+        call = AwaitCall(func, on_result, on_error)
+        loop = self._loop
+        if delay_s > 0:
+            handle: asyncio.Handle = loop.call_later(delay_s, self._start, call)
+        else:
+            handle = loop.call_soon(self._start, call)
+        call.settle_hook = handle.cancel  # disposed before due: the task is never made
+        return call
+
     def _start(self, call: AwaitCall[Any]) -> None:
         task = self._loop.create_task(self._run(call))
         self._tasks.add(task)
