@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, TypeVar, TypeVarTuple
 
 import reactivex
 from reactivex import Observable, abc
-from reactivex import operators as ops
 
 from .._core._status import ResultReader, task_id_of
 from .._core._validate import check_ms
@@ -125,6 +124,8 @@ def server_timer(
         working
         completed
     """
+    from reactivex import operators as ops  # on first use: 5% of `import rxtasks`
+
     default_ms = check_ms(default_interval_ms, name="default_interval_ms")
 
     def ticks(_: abc.SchedulerBase | None) -> Observable[T]:
@@ -159,6 +160,7 @@ def until_terminal() -> Callable[[Observable[T]], Observable[T]]:
     Example:
         >>> rxtasks.server_timer(get_task, "t1").pipe(rxtasks.until_terminal())
     """
+    from reactivex import operators as ops  # on first use: 5% of `import rxtasks`
 
     def operator(source: Observable[T]) -> Observable[T]:
         def subscribe(
