@@ -128,7 +128,7 @@ def poll(
     """
     spec = PollSpec(
         get_task,
-        check_ms(default_interval_ms, name="default_interval_ms"),
+        default_interval_ms,
         cancel_task=cancel_task,
         policy=policy,
         cancel_moot_calls=cancel_moot_calls,
@@ -150,6 +150,10 @@ class PollSpec(Generic[T]):
     """How to poll: `poll` 's options, checked once, shared by its subscriptions.
 
     `poll_many` shares one among all its tasks.
+
+    Raises:
+        ArgumentTypeError: If ``default_interval_ms`` is not a number.
+        ArgumentError: If ``default_interval_ms`` is negative, NaN or infinite.
     """
 
     get_task: Callable[[str], Awaitable[T]]
@@ -157,6 +161,10 @@ class PollSpec(Generic[T]):
     cancel_task: Callable[[str], Awaitable[object]] | None = None
     policy: PollPolicy | None = None
     cancel_moot_calls: bool = True
+
+    def __post_init__(self) -> None:
+        checked = check_ms(self.default_interval_ms, name="default_interval_ms")
+        object.__setattr__(self, "default_interval_ms", checked)  # frozen: set once here
 
 
 class PollerBase(abc.DisposableBase, Generic[T]):
@@ -348,14 +356,15 @@ class Poller(_Lifecycle[T]):
         """Emit a result, then call again ``delay`` s after it arrived.
 
         A polled result (``delay`` left out) is read first: an unreadable one ends the
-        poll. A ``delay`` of None means the result is terminal: the poll completes after
-        it. A stale result (older than one emitted, `PushRace`) is not emitted; it still
-        paces the next call. The call just over stays known until the next one: it may be
-        reused for it.
+        poll, and a stale one (older than one emitted, `PushRace.fresh`) is not emitted
+        but still paces the next call; a pushed one comes read and checked. A ``delay`` of
+        None means the result is terminal: the poll completes after it. The call just
+        over stays known until the next one: it may be reused for it.
 
         Every poll runs through here, so it is one function (C901, PLR0912): each branch is an
         optional part's None check, or a rare case.
         """
+        stale = False
         if delay is POLLED:
             if self.disposed:
                 return
@@ -366,8 +375,9 @@ class Poller(_Lifecycle[T]):
                 return
             if self._retrier is not None:
                 self._retrier.succeeded()
-        pushes = self._pushes
-        if pushes is not None and not pushes.fresh(result):
+            pushes = self._pushes  # a pushed result was checked by PushRace.push
+            stale = pushes is not None and not pushes.fresh(result)
+        if stale:
             if delay is None:
                 delay = self.reader.delay_seconds(result)
         elif delay is None:

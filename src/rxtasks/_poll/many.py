@@ -9,7 +9,7 @@ from reactivex import Observable, abc
 
 from .._core._errors import ArgumentTypeError, PollManyError
 from .._core._status import id_and_state, logger, task_id_of
-from .._core._validate import check_count, check_ms
+from .._core._validate import check_count
 from .._runtime import AwaitCall, Runtime, resolve_scheduler
 from .fused import Poller, PollSpec
 
@@ -87,7 +87,7 @@ def poll_many(
     """
     spec = PollSpec(
         get_task,
-        check_ms(default_interval_ms, name="default_interval_ms"),
+        default_interval_ms,
         cancel_task=cancel_task,
         policy=policy,
         cancel_moot_calls=cancel_moot_calls,

@@ -95,23 +95,16 @@ class PushRace:
         if not runtime.in_loop_thread():  # from another thread: handled in the loop's
             runtime.call_soon_threadsafe(lambda: self.push(result))
             return
-        if poller.disposed or task_id_of(result) != poller.task_id or self.is_stale(result):
+        if poller.disposed or task_id_of(result) != poller.task_id:
             return
         try:
             delay = poller.reader.next_delay(result)  # None: terminal
         except Exception:  # noqa: BLE001 -- a bad push must not end the poll
             logger.warning("task %s: ignoring a pushed result without status", poller.task_id)
             return
-        poller.drop_due()  # fresher than anything a poll in flight or due could tell
-        poller.emit(result, delay)
-
-    def is_stale(self, result: object) -> bool:
-        """Whether a result is older than one already emitted."""
-        last = self._last_updated
-        if last is None:
-            return False
-        updated = updated_at_of(result)
-        return updated is not None and updated < last
+        if self.fresh(result):
+            poller.drop_due()  # fresher than anything a poll in flight or due could tell
+            poller.emit(result, delay)
 
     def fresh(self, result: object) -> bool:
         """Whether a result may be emitted (it is not stale); if so, note its time."""
