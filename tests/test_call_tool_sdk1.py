@@ -23,17 +23,15 @@ if find_spec("mcp_types") is not None:
     pytest.skip("needs mcp 1.x; mcp 2.x is installed", allow_module_level=True)
 
 from mcp import types
-from mcp.client.session import ClientSession
 from mcp.server.experimental.task_context import ServerTaskContext
-from mcp.shared.memory import create_client_server_memory_streams
 
-from rxtasks.mcp._server_sdk1 import build_core_server
+from rxtasks.mcp._server_sdk1 import build_core_server, in_process_session
 from rxtasks.mcp.sdk1 import CoreTasks, TaskNotifications
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Awaitable, Callable
 
-    from mcp.client.session import ElicitationFnT
+    from mcp.client.session import ClientSession, ElicitationFnT
     from mcp.server.lowlevel import Server
     from mcp.shared.context import RequestContext
 
@@ -190,19 +188,10 @@ async def connect(
     wire = Wire()
     record(server, wire, result_delay_s)
     notifications = TaskNotifications()
-    async with (
-        create_client_server_memory_streams() as (client_streams, server_streams),
-        anyio.create_task_group() as tg,
-    ):
-        tg.start_soon(lambda: server.run(*server_streams, server.create_initialization_options()))
-        async with ClientSession(
-            *client_streams,
-            message_handler=notifications.message_handler,
-            elicitation_callback=elicitation,
-        ) as session:
-            await session.initialize()
-            yield Connected(adapter(session, notifications=notifications), wire)
-        tg.cancel_scope.cancel()
+    async with in_process_session(
+        server, message_handler=notifications.message_handler, elicitation_callback=elicitation
+    ) as session:
+        yield Connected(adapter(session, notifications=notifications), wire)
 
 
 def text_of(result: types.CallToolResult) -> str:

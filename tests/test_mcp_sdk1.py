@@ -19,17 +19,16 @@ if find_spec("mcp_types") is not None:
     pytest.skip("needs mcp 1.x; mcp 2.x is installed", allow_module_level=True)
 
 from mcp import types
-from mcp.client.session import ClientSession
 from mcp.shared.exceptions import McpError
-from mcp.shared.memory import create_client_server_memory_streams
 
 from rxtasks.mcp import TaskRef
-from rxtasks.mcp._server_sdk1 import build_core_server
+from rxtasks.mcp._server_sdk1 import build_core_server, in_process_session
 from rxtasks.mcp.sdk1 import CoreTasks, TaskNotifications
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
 
+    from mcp.client.session import ClientSession
     from mcp.shared.context import RequestContext
 
     from .conftest import VirtualClock
@@ -65,19 +64,10 @@ async def connect() -> AsyncGenerator[Counting]:
     """An mcp 1.30 client session to a fresh in-process task server."""
     server = build_core_server()
     notifications = TaskNotifications()
-    async with (
-        create_client_server_memory_streams() as (client_streams, server_streams),
-        anyio.create_task_group() as tg,
-    ):
-        tg.start_soon(lambda: server.run(*server_streams, server.create_initialization_options()))
-        async with ClientSession(
-            *client_streams,
-            message_handler=notifications.message_handler,
-            elicitation_callback=answer,
-        ) as session:
-            await session.initialize()
-            yield Counting(session, notifications=notifications)
-        tg.cancel_scope.cancel()
+    async with in_process_session(
+        server, message_handler=notifications.message_handler, elicitation_callback=answer
+    ) as session:
+        yield Counting(session, notifications=notifications)
 
 
 def summary(task: types.Task) -> tuple[str, str | None]:

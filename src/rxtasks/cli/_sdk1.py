@@ -155,28 +155,20 @@ async def _why(tasks: CoreTasks, task_id: str) -> str | None:
 
 async def demo(options: DemoOptions, console: Console) -> int:
     """Run the demo's batch on an in-process 2025-11-25 task server."""
-    from mcp.shared.memory import create_client_server_memory_streams
+    from ..mcp._server_sdk1 import in_process_session
 
-    server = demo_server()
     notifications = TaskNotifications()
     view = TaskView(console, live=False if options.plain else None)
     async with (
-        create_client_server_memory_streams() as (client_streams, server_streams),
-        anyio.create_task_group() as tg,
-    ):
-        tg.start_soon(lambda: server.run(*server_streams, server.create_initialization_options()))
-        async with ClientSession(
-            *client_streams,
+        in_process_session(
+            demo_server(),
             message_handler=notifications.message_handler,
             elicitation_callback=_answer,
-        ) as session:
-            await session.initialize()
-            async with anyio.create_task_group() as results:
-                tasks = CoreTasks(session, notifications=notifications)
-                await run_demo(
-                    tasks, _reading(tasks, results), demo_batch(options, _TOOL_FOR), view
-                )
-        tg.cancel_scope.cancel()  # the server
+        ) as session,
+        anyio.create_task_group() as results,
+    ):
+        tasks = CoreTasks(session, notifications=notifications)
+        await run_demo(tasks, _reading(tasks, results), demo_batch(options, _TOOL_FOR), view)
     return 0
 
 

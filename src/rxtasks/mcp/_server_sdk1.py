@@ -18,25 +18,28 @@ the work, and work that ends after a cancel without refreshing its context crash
 from __future__ import annotations
 
 import warnings
+from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
 import anyio
 from mcp import types
+from mcp.client.session import ClientSession
 from mcp.server.lowlevel import Server
 from mcp.shared.experimental.tasks.helpers import is_terminal
 from mcp.shared.experimental.tasks.in_memory_task_store import InMemoryTaskStore
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import AsyncGenerator, Awaitable, Callable
 
+    from mcp.client.session import ElicitationFnT, MessageHandlerFnT
     from mcp.server.experimental.task_context import ServerTaskContext
 
     #: A tool's work, as the SDK's ``run_task`` takes it.
     _Work = Callable[[ServerTaskContext], Awaitable[types.CallToolResult]]
 
-__all__ = ["build_core_server"]
+__all__ = ["build_core_server", "in_process_session"]
 
 _interval_ms: ContextVar[int | None] = ContextVar("rxtasks_interval_ms", default=None)
 
@@ -262,6 +265,34 @@ def build_core_server(
             _interval_ms.reset(token)
 
     return server
+
+
+@asynccontextmanager
+async def in_process_session(
+    server: Server[Any, Any],
+    *,
+    message_handler: MessageHandlerFnT | None = None,
+    elicitation_callback: ElicitationFnT | None = None,
+) -> AsyncGenerator[ClientSession]:
+    """An initialized client session to ``server``, run in this process over memory streams.
+
+    The server runs for as long as the block, and stops with it.
+    """
+    from mcp.shared.memory import create_client_server_memory_streams
+
+    async with (
+        create_client_server_memory_streams() as (client_streams, server_streams),
+        anyio.create_task_group() as tg,
+    ):
+        tg.start_soon(lambda: server.run(*server_streams, server.create_initialization_options()))
+        async with ClientSession(
+            *client_streams,
+            message_handler=message_handler,
+            elicitation_callback=elicitation_callback,
+        ) as session:
+            await session.initialize()
+            yield session
+        tg.cancel_scope.cancel()  # the server
 
 
 async def _serve_stdio() -> None:
