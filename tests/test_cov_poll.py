@@ -35,51 +35,41 @@ def starts(server: FakeTaskServer) -> list[float]:
     return [round(call.started, 6) for call in server.calls]
 
 
+async def poll_with_push_at(
+    server: FakeTaskServer, at_s: float, push: Task
+) -> list[tuple[float, object]]:
+    """Poll task t with ``iterate``; push ``push`` at ``at_s``; return (time, status)."""
+    subject = Subject[Any]()
+    seen: list[tuple[float, object]] = []
+
+    async def send() -> None:
+        await anyio.sleep(at_s)
+        subject.on_next(push)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(send)
+        source = rxtasks.poll(server.get_task, "t", notifications=subject)
+        seen += [(now(), r.status) async for r in rxtasks.iterate(source)]
+    return seen
+
+
 async def test_polled_results_older_than_a_push_are_not_emitted(
     virtual_time: VirtualClock,
 ) -> None:
     """Polls that answer older than a push already emitted are skipped; polling goes on."""
-    server = FakeTaskServer(
-        {"t": [*steps("working", "working", "working", interval_ms=100), Step("completed")]},
-        epoch=T0,
-    )
-    subject = Subject[Any]()
-    seen: list[tuple[float, object]] = []
-
-    async def push() -> None:
-        await anyio.sleep(0.05)
-        subject.on_next(pushed("working", 0.3, 100))  # the server's clock runs ahead
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(push)
-        source = rxtasks.poll(server.get_task, "t", notifications=subject)
-        seen += [(now(), r.status) async for r in rxtasks.iterate(source)]
+    script = [*steps("working", "working", "working", interval_ms=100), Step("completed")]
+    server = FakeTaskServer({"t": script}, epoch=T0)
+    # The push says 0.3 at 0.05: the server's clock runs ahead.
+    seen = await poll_with_push_at(server, 0.05, pushed("working", 0.3, 100))
     assert seen == [(0.0, "working"), (0.05, "working"), (0.35, "completed")]
     assert starts(server) == [0.0, 0.15, 0.25, 0.35]
 
 
 async def test_a_stale_terminal_result_is_not_the_end(virtual_time: VirtualClock) -> None:
     """A polled terminal result older than a push emitted is skipped; its hint paces on."""
-    server = FakeTaskServer(
-        {
-            "t": [
-                *steps("working", interval_ms=100),
-                *steps("completed", "completed", interval_ms=50),
-            ]
-        },
-        epoch=T0,
-    )
-    subject = Subject[Any]()
-    seen: list[tuple[float, object]] = []
-
-    async def push() -> None:
-        await anyio.sleep(0.05)
-        subject.on_next(pushed("working", 0.2, 100))  # the server's clock runs ahead
-
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(push)
-        source = rxtasks.poll(server.get_task, "t", notifications=subject)
-        seen += [(now(), r.status) async for r in rxtasks.iterate(source)]
+    script = [*steps("working", interval_ms=100), *steps("completed", "completed", interval_ms=50)]
+    server = FakeTaskServer({"t": script}, epoch=T0)
+    seen = await poll_with_push_at(server, 0.05, pushed("working", 0.2, 100))
     # 0.15: completed, updated at 0.15 < 0.2: not emitted, the next call 50 ms later.
     assert seen == [(0.0, "working"), (0.05, "working"), (0.2, "completed")]
     assert starts(server) == [0.0, 0.15, 0.2]
