@@ -271,15 +271,20 @@ async def test_error_after_dispose_is_not_delivered(virtual_time: VirtualClock) 
 # -- reactivex's AsyncIOScheduler, and no scheduler at all -----------------------------------
 
 
+def asyncio_scheduler(anyio_backend: AnyioBackend) -> AsyncIOScheduler:
+    """Return reactivex's AsyncIOScheduler on the running loop; skip the test on trio."""
+    if anyio_backend[0] != "asyncio":
+        pytest.skip("reactivex's AsyncIOScheduler needs asyncio")
+    return AsyncIOScheduler(asyncio.get_running_loop())
+
+
 async def test_poll_on_asyncio_scheduler(
     anyio_backend: AnyioBackend, virtual_time: VirtualClock
 ) -> None:
     """Existing asyncio Rx apps pass reactivex's AsyncIOScheduler."""
-    if anyio_backend[0] != "asyncio":
-        pytest.skip("reactivex's AsyncIOScheduler needs asyncio")
     server = FakeTaskServer({"t": [Step("working", 250), Step("completed")]})
     recorder = Recorder()
-    scheduler = AsyncIOScheduler(asyncio.get_running_loop())
+    scheduler = asyncio_scheduler(anyio_backend)
     rxtasks.poll(server.get_task, "t").subscribe(recorder, scheduler=scheduler)
     await recorder.done.wait()
     assert recorder.kinds() == [
@@ -293,11 +298,9 @@ async def test_dispose_on_asyncio_scheduler_cancels_the_call(
     anyio_backend: AnyioBackend, virtual_time: VirtualClock
 ) -> None:
     """On AsyncIOScheduler too, dispose cancels the in-flight call."""
-    if anyio_backend[0] != "asyncio":
-        pytest.skip("reactivex's AsyncIOScheduler needs asyncio")
     server = FakeTaskServer({"t": [Step("working", latency_ms=10000)]})
     recorder = Recorder()
-    scheduler = AsyncIOScheduler(asyncio.get_running_loop())
+    scheduler = asyncio_scheduler(anyio_backend)
     subscription = rxtasks.poll(server.get_task, "t").subscribe(recorder, scheduler=scheduler)
     await anyio.sleep(1)
     subscription.dispose()
@@ -313,11 +316,9 @@ async def test_dispose_between_polls_on_asyncio_scheduler_makes_no_call(
 
     The next call waits in one loop callback (``call_later``); disposing cancels it.
     """
-    if anyio_backend[0] != "asyncio":
-        pytest.skip("reactivex's AsyncIOScheduler needs asyncio")
     server = FakeTaskServer({"t": [Step("working", 500), Step("working", 0), Step("completed")]})
     recorder = Recorder()
-    scheduler = AsyncIOScheduler(asyncio.get_running_loop())
+    scheduler = asyncio_scheduler(anyio_backend)
     subscription = rxtasks.poll(server.get_task, "t").subscribe(recorder, scheduler=scheduler)
     await anyio.sleep(0.25)
     subscription.dispose()
@@ -330,8 +331,6 @@ async def test_interval_0_on_asyncio_scheduler_yields_between_polls(
     anyio_backend: AnyioBackend, virtual_time: VirtualClock
 ) -> None:
     """At interval 0 each call starts from a loop callback: other tasks run in between."""
-    if anyio_backend[0] != "asyncio":
-        pytest.skip("reactivex's AsyncIOScheduler needs asyncio")
     server = FakeTaskServer({"t": [*steps("working", "working", interval_ms=0), Step("completed")]})
     recorder = Recorder()
     seen_calls: list[int] = []  # how many calls another task saw at each of its turns
@@ -341,7 +340,7 @@ async def test_interval_0_on_asyncio_scheduler_yields_between_polls(
             seen_calls.append(len(server.calls))
             await asyncio.sleep(0)
 
-    scheduler = AsyncIOScheduler(asyncio.get_running_loop())
+    scheduler = asyncio_scheduler(anyio_backend)
     rxtasks.poll(server.get_task, "t").subscribe(recorder, scheduler=scheduler)
     await asyncio.gather(other(), recorder.done.wait())
     assert [status for _, kind, status in recorder.kinds() if kind == "next"] == [
